@@ -1,0 +1,258 @@
+"""Tests of the frame codec: encoding, incremental parsing, and every malformed-frame error."""
+
+from __future__ import annotations
+
+import struct
+
+import pika.frame
+import pytest
+
+from amqp_core import frame, spec
+from amqp_core.exceptions import (
+    AMQPCodecError,
+    InvalidFrameError,
+    ProtocolVersionMismatch,
+)
+
+
+def _raw_frame(frame_type: int, channel: int, payload: bytes, end: int = 0xCE) -> bytes:
+    return struct.pack(">BHI", frame_type, channel, len(payload)) + payload + bytes((end,))
+
+
+def _deliver_message(body: bytes = b"x" * 64, frame_max: int = 131072) -> bytes:
+    deliver = spec.Basic.Deliver(
+        consumer_tag="ctag1", delivery_tag=7, redelivered=True, exchange="ex", routing_key="rk"
+    )
+    props = spec.BasicProperties(
+        content_type="application/json",
+        delivery_mode=2,
+        headers={"a": 1, "b": "two", "c": True},
+        message_id="m-1",
+    )
+    method = frame.encode_method_frame(1, deliver)
+    return b"".join(bytes(piece) for piece in frame.encode_message(1, method, props, body, frame_max))
+
+
+def _parse_all(data: bytes, frame_max: int = 0) -> list[frame.Frame]:
+    frames: list[frame.Frame] = []
+    offset = 0
+    while True:
+        parsed = frame.parse_frame(data, offset, len(data), frame_max)
+        if parsed is None:
+            break
+        found, offset = parsed
+        frames.append(found)
+    assert offset == len(data)
+    return frames
+
+
+def test_method_frame_round_trip() -> None:
+    method = spec.Queue.Declare(queue="q1", durable=True, arguments={"x-max-length": 10})
+    wire = frame.Method(3, method).marshal()
+    assert wire[:1] == b"\x01"
+    assert struct.unpack_from(">H", wire, 1) == (3,)
+    assert wire[-1] == 0xCE
+    parsed = frame.parse_frame(wire)
+    assert parsed is not None
+    found, consumed = parsed
+    assert consumed == len(wire)
+    assert isinstance(found, frame.Method)
+    assert found.channel_number == 3
+    assert found.method == method
+    assert found == frame.Method(3, method)
+
+
+def test_message_frames_round_trip() -> None:
+    frames = _parse_all(_deliver_message())
+    assert [type(f) for f in frames] == [frame.Method, frame.Header, frame.Body]
+    header = frames[1]
+    assert isinstance(header, frame.Header)
+    assert header.body_size == 64
+    assert header.properties.headers == {"a": 1, "b": "two", "c": True}
+    body = frames[2]
+    assert isinstance(body, frame.Body)
+    assert body.fragment == b"x" * 64
+    assert frame.Header(1, 64, header.properties).marshal() == _deliver_message()[
+        len(frames[0].marshal()) : len(frames[0].marshal()) + len(header.marshal())
+    ]
+
+
+def test_empty_body_has_no_body_frame() -> None:
+    frames = _parse_all(_deliver_message(body=b""))
+    assert [type(f) for f in frames] == [frame.Method, frame.Header]
+
+
+def test_large_body_is_split_at_frame_max_without_copy() -> None:
+    body = bytes(range(256)) * 100  # 25,600 bytes
+    method = frame.encode_method_frame(1, spec.Basic.Publish(exchange="", routing_key="q"))
+    pieces = frame.encode_message(1, method, spec.BasicProperties(), body, 4096)
+    assert any(isinstance(piece, memoryview) for piece in pieces)
+    frames = _parse_all(b"".join(bytes(p) for p in pieces), frame_max=4096)
+    fragments = [f.fragment for f in frames if isinstance(f, frame.Body)]
+    assert all(len(f) == 4096 - 8 for f in fragments[:-1])
+    assert b"".join(fragments) == body
+
+
+def test_body_over_join_limit_is_referenced_not_copied() -> None:
+    body = bytearray(200_000)
+    method = frame.encode_method_frame(1, spec.Basic.Publish())
+    pieces = frame.encode_message(1, method, spec.BasicProperties(), body, 0)
+    views = [p for p in pieces if isinstance(p, memoryview)]
+    assert len(views) == 1
+    assert views[0].obj is body
+
+
+def test_frame_max_below_minimum_is_refused() -> None:
+    method = frame.encode_method_frame(1, spec.Basic.Publish())
+    with pytest.raises(ValueError, match="frame_max"):
+        frame.encode_message(1, method, spec.BasicProperties(), b"x", 100)
+
+
+def test_heartbeat() -> None:
+    wire = frame.Heartbeat().marshal()
+    assert wire == b"\x08\x00\x00\x00\x00\x00\x00\xce"
+    assert frame.encode_heartbeat() == wire
+    parsed = frame.parse_frame(wire)
+    assert parsed is not None
+    assert isinstance(parsed[0], frame.Heartbeat)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        _raw_frame(8, 1, b""),  # heartbeat off channel 0
+        _raw_frame(8, 0, b"x"),  # heartbeat with a payload
+    ],
+)
+def test_bad_heartbeat_is_frame_error(wire: bytes) -> None:
+    with pytest.raises(InvalidFrameError) as caught:
+        frame.parse_frame(wire)
+    assert caught.value.reply_code == 501
+
+
+def test_need_more_at_every_split() -> None:
+    wire = _deliver_message()
+    first_end = len(frame.encode_method_frame(1, spec.Basic.Deliver(consumer_tag="ctag1", delivery_tag=7, redelivered=True, exchange="ex", routing_key="rk")))
+    for cut in range(first_end):
+        assert frame.parse_frame(wire[:cut]) is None
+        # The same holds when the buffer is bigger but ``end`` says what has arrived.
+        assert frame.parse_frame(wire, 0, cut) is None
+
+
+def test_parses_from_memoryview_over_bytearray() -> None:
+    buf = bytearray(b"junk" + _deliver_message())
+    view = memoryview(buf)
+    try:
+        parsed = frame.parse_frame(view, 4, len(buf))
+        assert parsed is not None
+        assert isinstance(parsed[0], frame.Method)
+    finally:
+        view.release()
+
+
+def test_wrong_frame_end_is_frame_error() -> None:
+    with pytest.raises(InvalidFrameError) as caught:
+        frame.parse_frame(_raw_frame(1, 0, b"\x00\x0a\x00\x33", end=0xCD))
+    assert caught.value.reply_code == 501
+    assert "0xcd" in str(caught.value)
+
+
+def test_frame_over_frame_max_is_refused_from_its_header() -> None:
+    header_only = struct.pack(">BHI", 3, 1, 5000)
+    with pytest.raises(InvalidFrameError) as caught:
+        frame.parse_frame(header_only, frame_max=4096)
+    assert caught.value.reply_code == 501
+    assert "frame_max" in str(caught.value)
+
+
+def test_unknown_frame_type() -> None:
+    with pytest.raises(InvalidFrameError, match="unknown frame type 9"):
+        frame.parse_frame(_raw_frame(9, 0, b""))
+
+
+def test_unknown_method_is_not_implemented() -> None:
+    with pytest.raises(AMQPCodecError) as caught:
+        frame.parse_frame(_raw_frame(1, 0, struct.pack(">HH", 60, 999)))
+    assert caught.value.reply_code == 540
+
+
+def test_method_payload_without_id() -> None:
+    with pytest.raises(AMQPCodecError) as caught:
+        frame.parse_frame(_raw_frame(1, 0, b"\x00\x3c"))
+    assert caught.value.reply_code == 502
+
+
+def test_truncated_method_arguments() -> None:
+    good = spec.Basic.Deliver(consumer_tag="c", delivery_tag=1, exchange="e", routing_key="r").pack()
+    for cut in range(4, len(good)):
+        with pytest.raises(AMQPCodecError) as caught:
+            frame.parse_frame(_raw_frame(1, 1, good[:cut]))
+        assert caught.value.reply_code == 502
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\x00\x3c\x00\x00", 502),  # shorter than class + weight + size
+        (struct.pack(">HHQ", 60, 1, 0) + b"\x00\x00", 502),  # non-zero weight
+        (struct.pack(">HHQ", 50, 0, 0) + b"\x00\x00", 540),  # queue class has no content
+        (struct.pack(">HHQ", 60, 0, 0) + b"\x80\x00", 502),  # content_type flag, no value
+    ],
+)
+def test_bad_content_header(payload: bytes, code: int) -> None:
+    with pytest.raises(AMQPCodecError) as caught:
+        frame.parse_frame(_raw_frame(2, 1, payload))
+    assert caught.value.reply_code == code
+
+
+def test_protocol_header() -> None:
+    assert frame.ProtocolHeader().marshal() == frame.PROTOCOL_HEADER
+    assert frame.parse_protocol_header(frame.PROTOCOL_HEADER) == frame.ProtocolHeader(0, 9, 1)
+    assert frame.parse_protocol_header(b"AMQP\x00\x00") is None
+    assert frame.decode_frame(b"AMQP\x00\x00\x09\x01rest") == (8, frame.ProtocolHeader(0, 9, 1))
+    assert frame.decode_frame(b"AMQP\x00") == (0, None)
+    with pytest.raises(ProtocolVersionMismatch):
+        frame.parse_protocol_header(b"HTTP/1.1 400")
+    with pytest.raises(ProtocolVersionMismatch):
+        frame.parse_protocol_header(b"GET")
+    with pytest.raises(ProtocolVersionMismatch):
+        frame.parse_protocol_header(b"AMQP\x01\x01\x00\x0a")
+
+
+def test_decode_frame_is_pika_shaped() -> None:
+    wire = _deliver_message()
+    consumed, found = frame.decode_frame(wire)
+    assert isinstance(found, frame.Method)
+    assert isinstance(found.method, spec.Basic.Deliver)
+    consumed2, found2 = frame.decode_frame(wire, consumed)
+    assert isinstance(found2, frame.Header)
+    assert consumed2 > 0
+    assert frame.decode_frame(wire[:5]) == (0, None)
+
+
+def test_repr_and_equality() -> None:
+    body = frame.Body(2, b"abc")
+    assert repr(body) == "<Body(channel_number=2, frame_type=3, fragment=b'abc')>"
+    assert body == frame.Body(2, b"abc")
+    assert body != frame.Body(2, b"abd")
+    assert body != "Body"
+    assert frame.ProtocolHeader() != "header"
+    assert repr(frame.ProtocolHeader()) == "<ProtocolHeader(0-9-1)>"
+    with pytest.raises(NotImplementedError):
+        frame.Frame(1, 0).marshal()
+
+
+def test_pika_reads_our_frames() -> None:
+    wire = _deliver_message()
+    offset = 0
+    decoded = []
+    while offset < len(wire):
+        consumed, found = pika.frame.decode_frame(wire[offset:])
+        assert consumed
+        decoded.append(found)
+        offset += consumed
+    assert decoded[0].method.consumer_tag == "ctag1"
+    assert decoded[0].method.delivery_tag == 7
+    assert decoded[1].properties.message_id == "m-1"
+    assert decoded[1].properties.headers["b"] == "two"
+    assert decoded[2].fragment == b"x" * 64

@@ -1,0 +1,1 @@
+"""Developer tools for the monorepo: the throwaway RabbitMQ harness, its pytest plugin, codegen."""

@@ -1,0 +1,889 @@
+"""Generate ``amqp_core/spec.py`` from RabbitMQ's AMQP 0-9-1 JSON protocol description.
+
+Usage::
+
+    python -m tools.generate_spec            # (re)write packages/amqp-core/src/amqp_core/spec.py
+    python -m tools.generate_spec --check    # exit 1 if the committed module is out of date
+
+The JSON (``amqp-rabbitmq-0.9.1.json``, MIT-licensed, from RabbitMQ's codegen) is read from
+``../shared/spec/`` beside the repository, or from ``--spec`` / ``$AMQP_SPEC_JSON``; it is never
+copied into the repository. The output is piped through ``ruff format`` so that it is committed
+exactly as the formatter would leave it, which makes generation deterministic for a given ruff.
+
+Every method class gets an encoder and a decoder specialised at generation time: consecutive
+fixed-size fields (and the length octet of a following string) are merged into one precompiled
+``struct.Struct``, adjacent bit fields are packed into shared octets, and nothing is interpreted
+per field at run time. When the fast path meets a value or input it does not expect it hands
+over to the generic, checking codec of :mod:`amqp_core.amqp_object`, which accepts pika's
+lenient inputs and raises the typed errors. See ``docs/spec.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import keyword
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ("DEFAULT_OUTPUT", "default_spec_path", "main", "render")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEC_FILE_NAME = "amqp-rabbitmq-0.9.1.json"
+#: Environment variable that points at the JSON when it is not in ``../shared/spec/``.
+SPEC_ENV_VAR = "AMQP_SPEC_JSON"
+DEFAULT_OUTPUT = REPO_ROOT / "packages" / "amqp-core" / "src" / "amqp_core" / "spec.py"
+REGENERATE_COMMAND = "python -m tools.generate_spec  (or: hatch run codegen)"
+
+#: Struct format code of each fixed-size field kind (spec section 4.2.5: network byte order).
+FIXED_FORMATS = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}
+
+#: Python annotation of each field kind, for attributes and constructor parameters.
+PYTHON_TYPES = {
+    "bit": "bool",
+    "octet": "int",
+    "short": "int",
+    "long": "int",
+    "longlong": "int",
+    "timestamp": "int",
+    "shortstr": "str",
+    "longstr": "str | bytes",
+    "table": "Mapping[str, FieldValue] | None",
+}
+
+#: Argument names that are Python keywords, renamed as pika renames them.
+KEYWORD_RENAMES = {"global": "global_qos"}
+
+#: Methods whose arguments have no defaults in pika's signatures (the JSON gives none either,
+#: and pika's other methods default such arguments to None).
+REQUIRED_ARGUMENT_METHODS = {("connection", "update-secret")}
+
+#: Properties whose constructor argument may be an Enum, stored as its int value (pika's
+#: ``delivery_mode`` accepts ``DeliveryMode``).
+ENUM_PROPERTIES = {"delivery-mode"}
+
+#: Constants that are not in the JSON: pika's values. FRAME_MAX_SIZE is pika's default
+#: frame_max; the header and end sizes follow spec section 4.2.3 (a 7-octet header, one end octet).
+EXTRA_CONSTANTS = (
+    ("FRAME_MAX_SIZE", 131072),
+    ("FRAME_HEADER_SIZE", 7),
+    ("FRAME_END_SIZE", 1),
+    ("TRANSIENT_DELIVERY_MODE", 1),
+    ("PERSISTENT_DELIVERY_MODE", 2),
+)
+
+# Local names the generated codecs use; an argument with one of these names would clash.
+_RESERVED_LOCALS = {"buf", "offset", "end", "data", "o", "e", "n", "stop", "inst", "flags"}
+_RESERVED_LOCALS |= {"chunks", "raw", "cls", "self"}
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One method argument or content property."""
+
+    spec_name: str
+    name: str
+    kind: str
+    default: object
+
+    @property
+    def python_type(self) -> str:
+        """The annotation of the attribute."""
+        return PYTHON_TYPES[self.kind]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One AMQP method."""
+
+    class_name: str
+    class_id: int
+    spec_name: str
+    method_id: int
+    synchronous: bool
+    content: bool
+    fields: tuple[Field, ...]
+
+    @property
+    def py_name(self) -> str:
+        """``DeclareOk`` for ``declare-ok``."""
+        return camel_case(self.spec_name)
+
+    @property
+    def full_name(self) -> str:
+        """``Queue.DeclareOk``."""
+        return f"{camel_case(self.class_name)}.{self.py_name}"
+
+    @property
+    def index(self) -> int:
+        """``class_id << 16 | method_id``."""
+        return self.class_id << 16 | self.method_id
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One AMQP class, its methods and its content properties."""
+
+    spec_name: str
+    class_id: int
+    methods: tuple[MethodSpec, ...]
+    properties: tuple[Field, ...]
+
+    @property
+    def py_name(self) -> str:
+        """``Basic`` for ``basic``."""
+        return camel_case(self.spec_name)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The parsed JSON."""
+
+    version: tuple[int, int, int]
+    port: int
+    constants: tuple[tuple[str, int, str | None], ...]
+    classes: tuple[ClassSpec, ...]
+    copyright_line: str
+
+
+def camel_case(name: str) -> str:
+    """``recover-async`` -> ``RecoverAsync``."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def python_name(name: str) -> str:
+    """``auto-delete`` -> ``auto_delete``; keywords get pika's names."""
+    result = name.replace("-", "_")
+    if keyword.iskeyword(result):
+        result = KEYWORD_RENAMES.get(result, result + "_")
+    return result
+
+
+def constant_name(name: str) -> str:
+    """``FRAME-MIN-SIZE`` -> ``FRAME_MIN_SIZE``."""
+    return name.replace("-", "_").upper()
+
+
+def default_spec_path() -> Path:
+    """The JSON's path: ``$AMQP_SPEC_JSON`` or ``<repo>/../shared/spec/<file>``."""
+    override = os.environ.get(SPEC_ENV_VAR)
+    if override:
+        return Path(override)
+    return REPO_ROOT.parent / "shared" / "spec" / SPEC_FILE_NAME
+
+
+def parse_spec(raw: bytes) -> Spec:
+    """Turn the JSON into the generator's model."""
+    document = json.loads(raw)
+    domains: dict[str, str] = dict(document["domains"])
+
+    def make_field(argument: dict[str, object], required: bool) -> Field:
+        spec_name = str(argument["name"])
+        kind = str(argument["type"]) if "type" in argument else domains[str(argument["domain"])]
+        if kind not in PYTHON_TYPES:
+            raise ValueError(f"unsupported AMQP type {kind!r} for {spec_name!r}")
+        if required:
+            default: object = _REQUIRED
+        elif kind == "table":
+            # pika defaults tables to None (the JSON says {}): no shared mutable default.
+            default = None
+        else:
+            default = argument.get("default-value")
+        name = python_name(spec_name)
+        if name in _RESERVED_LOCALS:
+            raise ValueError(f"argument name {name!r} clashes with a generated local variable")
+        return Field(spec_name, name, kind, default)
+
+    classes = []
+    for cls in document["classes"]:
+        methods = []
+        for method in cls["methods"]:
+            required = (cls["name"], method["name"]) in REQUIRED_ARGUMENT_METHODS
+            methods.append(
+                MethodSpec(
+                    class_name=cls["name"],
+                    class_id=cls["id"],
+                    spec_name=method["name"],
+                    method_id=method["id"],
+                    synchronous=bool(method.get("synchronous", False)),
+                    content=bool(method.get("content", False)),
+                    fields=tuple(make_field(arg, required) for arg in method["arguments"]),
+                )
+            )
+        properties = tuple(make_field(prop, False) for prop in cls.get("properties") or ())
+        classes.append(ClassSpec(cls["name"], cls["id"], tuple(methods), properties))
+    constants = tuple(
+        (constant_name(item["name"]), int(item["value"]), item.get("class"))
+        for item in document["constants"]
+    )
+    version = (document["major-version"], document["minor-version"], document["revision"])
+    return Spec(
+        version=version,
+        port=document["port"],
+        constants=constants,
+        classes=tuple(classes),
+        copyright_line=document["copyright"][0].strip(),
+    )
+
+
+class Writer:
+    """Collects generated lines with indentation."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.structs: dict[str, str] = {}
+
+    def __call__(self, indent: int = 0, text: str = "") -> None:
+        self.lines.append("    " * indent + text if text else "")
+
+    def struct(self, fmt: str) -> str:
+        """The module-level name of the precompiled ``struct.Struct(">" + fmt)``."""
+        name = f"_S_{fmt}"
+        self.structs[name] = fmt
+        return name
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def _bit_expression(names: Sequence[str]) -> str:
+    return " | ".join(
+        f"({1 << position} if self.{name} else 0)" for position, name in enumerate(names)
+    )
+
+
+def _items(fields: Sequence[Field]) -> Iterator[tuple[str, list[Field]]]:
+    """Group fields: runs of up to 8 adjacent bits become one ``("bits", [...])`` item."""
+    bits: list[Field] = []
+    for field in fields:
+        if field.kind == "bit":
+            if len(bits) == 8:
+                yield "bits", bits
+                bits = []
+            bits.append(field)
+            continue
+        if bits:
+            yield "bits", bits
+            bits = []
+        yield field.kind, [field]
+    if bits:
+        yield "bits", bits
+
+
+def _docstring(w: Writer, indent: int, summary: str, attributes: Sequence[Field]) -> None:
+    if not attributes:
+        w(indent, f'"""{summary}"""')
+        return
+    w(indent, f'"""{summary}')
+    w(indent)
+    w(indent, "Attributes:")
+    for field in attributes:
+        w(indent + 1, f"{field.name}: {field.kind} ``{field.spec_name}``.")
+    w(indent, '"""')
+
+
+def _init(
+    w: Writer, indent: int, fields: Sequence[Field], enum_names: set[str], optional: bool
+) -> None:
+    """Emit ``__init__``; ``optional`` types every attribute ``X | None`` (properties)."""
+    params = []
+    for field in fields:
+        annotation = field.python_type
+        if optional and not annotation.endswith("| None"):
+            annotation += " | None"
+        if field.name in enum_names:
+            annotation = "int | Enum | None"
+        if field.default is _REQUIRED:
+            params.append(f"{field.name}: {annotation}")
+        elif field.default is None and not annotation.endswith("| None"):
+            params.append(f"{field.name}: {annotation} | None = None")
+        else:
+            params.append(f"{field.name}: {annotation} = {_literal(field.default)}")
+    w(indent, f"def __init__(self, {', '.join(params)}) -> None:")
+    for field in fields:
+        if field.name in enum_names:
+            w(indent + 1, f"self.{field.name} = _enum_int({field.name})")
+        elif not optional and field.default is None and not field.python_type.endswith("| None"):
+            # pika's "not set yet" None; the attribute is typed as decoded from the wire and
+            # packing rejects a None that is still there.
+            w(indent + 1, f'self.{field.name} = cast("{field.python_type}", {field.name})')
+        else:
+            w(indent + 1, f"self.{field.name} = {field.name}")
+
+
+def _method_pack(w: Writer, indent: int, method: MethodSpec) -> None:
+    w(indent, "def pack(self) -> bytes:")
+    w(indent + 1, '"""Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""')
+    if not method.fields:
+        w(indent + 1, f"return {struct.pack('>I', method.index)!r}")
+        return
+    body: list[str] = []
+    pieces: list[str] = []
+    run_fmt = "I"
+    run_args = [f"0x{method.index:08X}"]
+    literal_values: list[int] = [method.index]
+
+    def flush() -> None:
+        nonlocal run_fmt, run_args, literal_values
+        if not run_fmt:
+            return
+        if len(literal_values) == len(run_args):
+            pieces.append(repr(struct.pack(">" + run_fmt, *literal_values)))
+        elif run_fmt == "B" and (run_args[0].startswith(("len(", "("))):
+            # A string length or a bit octet: always in range for the lookup table (a length
+            # over 255 raises IndexError, which hands over to the checked path).
+            pieces.append(f"_BYTE[{run_args[0]}]")
+        else:
+            pieces.append(f"{w.struct(run_fmt)}.pack({', '.join(run_args)})")
+        run_fmt, run_args, literal_values = "", [], []
+
+    for kind, group in _items(method.fields):
+        field = group[0]
+        if kind == "bits":
+            run_fmt += "B"
+            run_args.append(_bit_expression([f.name for f in group]))
+        elif kind in FIXED_FORMATS:
+            run_fmt += FIXED_FORMATS[kind]
+            run_args.append(f"self.{field.name}")
+        elif kind == "shortstr":
+            body.append(f"{field.name} = self.{field.name}.encode()")
+            run_fmt += "B"
+            run_args.append(f"len({field.name})")
+            flush()
+            pieces.append(field.name)
+        elif kind == "longstr":
+            body.append(f"{field.name} = self.{field.name}")
+            body.append(
+                f"{field.name}_raw = {field.name}.encode() "
+                f"if isinstance({field.name}, str) else {field.name}"
+            )
+            run_fmt += "I"
+            run_args.append(f"len({field.name}_raw)")
+            flush()
+            pieces.append(f"{field.name}_raw")
+        elif kind == "table":
+            flush()
+            pieces.append(f"pack_table(self.{field.name})")
+        else:  # pragma: no cover - parse_spec rejects unknown kinds
+            raise AssertionError(kind)
+    flush()
+    if len(pieces) == 1:
+        result = pieces[0]
+    elif len(pieces) == 2:
+        result = f"{pieces[0]} + {pieces[1]}"
+    else:
+        result = f"b''.join(({', '.join(pieces)}))"
+    w(indent + 1, "try:")
+    for line in body:
+        w(indent + 2, line)
+    w(indent + 2, f"return {result}")
+    w(indent + 1, "except Exception:")
+    w(indent + 2, "# A value of an unexpected type or range: the checked path accepts what pika")
+    w(indent + 2, "# accepts and names the field it rejects.")
+    w(indent + 2, "return self._pack_checked()")
+
+
+def _bytes_preamble(w: Writer, indent: int) -> None:
+    """Bind ``data``/``o``/``stop``: the buffer itself if it is bytes, else a copy of the payload.
+
+    Decoding strings from ``bytes`` is faster than from a memoryview, and copying just the
+    arguments costs less than the per-string conversions it saves.
+    """
+    w(indent, "if isinstance(buf, bytes):")
+    w(indent + 1, "data = buf")
+    w(indent + 1, "o = offset")
+    w(indent + 1, "stop = end")
+    w(indent, "else:")
+    w(indent + 1, "if isinstance(buf, memoryview):")
+    w(indent + 2, "data = buf[offset:end].tobytes()")
+    w(indent + 1, "else:")
+    w(indent + 2, "data = bytes(buf[offset:end])")
+    w(indent + 1, "o = 0")
+    w(indent + 1, "stop = end - offset")
+
+
+def _method_unpack(w: Writer, indent: int, method: MethodSpec, cls_name: str) -> None:
+    w(indent, "@classmethod")
+    w(indent, f"def unpack(cls, buf: Buffer, offset: int, end: int) -> {cls_name}:")
+    w(indent + 1, '"""Decode ``buf[offset:end]`` (see :meth:`amqp_object.Method.unpack`)."""')
+    if not method.fields:
+        w(indent + 1, "if offset != end:")
+        w(indent + 2, "return cls._unpack_checked(buf, offset, end)")
+        w(indent + 1, "return _new(cls)")
+        return
+    has_strings = any(f.kind in ("shortstr", "longstr") for f in method.fields)
+    body: list[str] = []
+    run_fmt = ""
+    run_targets: list[str] = []
+    pending_bits: list[tuple[str, list[Field]]] = []
+    bit_groups = 0
+
+    def flush() -> None:
+        nonlocal run_fmt, run_targets, pending_bits
+        if not run_fmt:
+            return
+        if run_fmt == "B":
+            body.append(f"{run_targets[0]} = data[o]")
+            body.append("o += 1")
+        else:
+            targets = ", ".join(run_targets) + ("," if len(run_targets) == 1 else "")
+            body.append(f"{targets} = {w.struct(run_fmt)}.unpack_from(data, o)")
+            body.append(f"o += {struct.calcsize('>' + run_fmt)}")
+        for local, group in pending_bits:
+            for position, field in enumerate(group):
+                body.append(f"{field.name} = ({local} & {1 << position}) != 0")
+        run_fmt, run_targets, pending_bits = "", [], []
+
+    for kind, group in _items(method.fields):
+        field = group[0]
+        if kind == "bits":
+            bit_groups += 1
+            local = "bits" if bit_groups == 1 else f"bits{bit_groups}"
+            run_fmt += "B"
+            run_targets.append(local)
+            pending_bits.append((local, group))
+        elif kind in FIXED_FORMATS:
+            run_fmt += FIXED_FORMATS[kind]
+            run_targets.append(field.name)
+        elif kind in ("shortstr", "longstr"):
+            run_fmt += "B" if kind == "shortstr" else "I"
+            run_targets.append("n")
+            flush()
+            body.append("e = o + n")
+            body.append(f"{field.name} = data[o:e]" + (".decode()" if kind == "shortstr" else ""))
+            body.append("o = e")
+        elif kind == "table":
+            flush()
+            body.append(f"{field.name}, o = unpack_table(data, o, stop)")
+        else:  # pragma: no cover - parse_spec rejects unknown kinds
+            raise AssertionError(kind)
+    flush()
+    w(indent + 1, "try:")
+    if has_strings:
+        _bytes_preamble(w, indent + 2)
+    else:
+        w(indent + 2, "data = buf")
+        w(indent + 2, "o = offset")
+        w(indent + 2, "stop = end")
+    for line in body:
+        w(indent + 2, line)
+    w(indent + 1, "except Exception:")
+    w(indent + 2, "# Truncated or malformed: the checked path finds and names the fault.")
+    w(indent + 2, "return cls._unpack_checked(buf, offset, end)")
+    w(indent + 1, "if o != stop:")
+    w(indent + 2, "return cls._unpack_checked(buf, offset, end)")
+    w(indent + 1, "inst = _new(cls)")
+    for field in method.fields:
+        w(indent + 1, f"inst.{field.name} = {field.name}")
+    w(indent + 1, "return inst")
+
+
+def _render_method(w: Writer, cls: ClassSpec, method: MethodSpec) -> None:
+    w()
+    w(1, f"class {method.py_name}(amqp_object.Method):")
+    traits = ["synchronous" if method.synchronous else "asynchronous"]
+    if method.content:
+        traits.append("carries content")
+    _docstring(
+        w,
+        2,
+        f"``{cls.spec_name}.{method.spec_name}`` ({cls.class_id}, {method.method_id}): "
+        f"{', '.join(traits)}.",
+        method.fields,
+    )
+    w()
+    w(2, f"__slots__ = ({''.join(repr(n) + ', ' for n in sorted(f.name for f in method.fields))})")
+    w()
+    w(2, f"INDEX = 0x{method.index:08X}")
+    w(2, f'NAME = "{method.full_name}"')
+    w(2, f"synchronous = {method.synchronous}")
+    w(2, f"HAS_CONTENT = {method.content}")
+    arguments = "".join(f'("{f.name}", "{f.kind}"), ' for f in method.fields)
+    w(2, f"_ARGUMENTS = ({arguments})")
+    if method.fields:
+        w()
+        for field in method.fields:
+            w(2, f"{field.name}: {field.python_type}")
+        w()
+        _init(w, 2, method.fields, set(), optional=False)
+    w()
+    _method_pack(w, 2, method)
+    w()
+    _method_unpack(w, 2, method, f"{cls.py_name}.{method.py_name}")
+
+
+def _render_properties(w: Writer, cls: ClassSpec) -> str:
+    name = f"{cls.py_name}Properties"
+    props = cls.properties
+    if len(props) > 15:  # pragma: no cover - would need continued flag words when packing
+        raise ValueError(f"{name}: more than 15 properties")
+    flags = {prop.name: 1 << (15 - position) for position, prop in enumerate(props)}
+    enum_names = {prop.name for prop in props if prop.spec_name in ENUM_PROPERTIES}
+    w()
+    w()
+    w(0, f"class {name}(amqp_object.Properties):")
+    _docstring(
+        w,
+        1,
+        f"The content properties of class ``{cls.spec_name}`` ({cls.class_id}); None means absent.",
+        props,
+    )
+    w()
+    w(1, f"__slots__ = ({''.join(repr(n) + ', ' for n in sorted(flags))})")
+    w()
+    w(1, f"INDEX = {cls.class_id}")
+    w(1, f'NAME = "{name}"')
+    for prop in props:
+        w(1, f"FLAG_{prop.name.upper()} = 0x{flags[prop.name]:04X}")
+    entries = "".join(f'("{p.name}", "{p.kind}", 0x{flags[p.name]:04X}), ' for p in props)
+    w(1, f"_PROPERTIES = ({entries})")
+    w()
+    for prop in props:
+        annotation = prop.python_type
+        w(1, f"{prop.name}: {annotation}" + ("" if annotation.endswith("| None") else " | None"))
+    w()
+    _init(w, 1, props, enum_names, optional=True)
+
+    # pack: flag word, then the values of the properties that are set, in order.
+    w()
+    w(1, "def pack(self) -> bytes:")
+    w(2, '"""Encode flags and values (see :meth:`amqp_object.Properties.pack`)."""')
+    w(2, "try:")
+    w(3, "flags = 0")
+    w(3, "chunks: list[bytes] = []")
+    for prop in props:
+        flag = f"0x{flags[prop.name]:04X}"
+        w(3, f"{prop.name} = self.{prop.name}")
+        w(3, f"if {prop.name} is not None:")
+        w(4, f"flags |= {flag}")
+        if prop.kind == "shortstr":
+            w(4, f"raw = {prop.name}.encode()")
+            w(4, "chunks.append(_BYTE[len(raw)])")
+            w(4, "chunks.append(raw)")
+        elif prop.kind == "longstr":
+            w(4, f"raw = {prop.name}.encode() if isinstance({prop.name}, str) else {prop.name}")
+            w(4, f"chunks.append({w.struct('I')}.pack(len(raw)))")
+            w(4, "chunks.append(raw)")
+        elif prop.kind == "table":
+            w(4, f"chunks.append(pack_table({prop.name}))")
+        elif prop.kind in FIXED_FORMATS:
+            w(4, f"chunks.append({w.struct(FIXED_FORMATS[prop.kind])}.pack({prop.name}))")
+        elif prop.kind != "bit":  # pragma: no cover
+            raise AssertionError(prop.kind)
+    w(3, f"return {w.struct('H')}.pack(flags) + b''.join(chunks)")
+    w(2, "except Exception:")
+    w(3, "# An unexpected type or range: the checked path accepts what pika accepts (an Enum,")
+    w(3, "# a datetime, bytes) and names the property it rejects.")
+    w(3, "return self._pack_checked()")
+
+    # unpack: one test per flag, straight-line.
+    w()
+    w(1, "@classmethod")
+    w(1, f"def unpack(cls, buf: Buffer, offset: int, end: int) -> {name}:")
+    w(2, '"""Decode ``buf[offset:end]`` (see :meth:`amqp_object.Properties.unpack`)."""')
+    for prop in props:
+        annotation = prop.python_type
+        if prop.kind == "table":
+            annotation = "FieldTable | None"
+        elif prop.kind == "longstr":
+            annotation = "bytes | None"
+        elif not annotation.endswith("| None"):
+            annotation += " | None"
+        w(2, f"{prop.name}: {annotation}")
+    w(2, "try:")
+    _bytes_preamble(w, 3)
+    w(3, "flags = data[o] << 8 | data[o + 1]")
+    w(3, "o += 2")
+    w(3, "if flags & 0x0003:")
+    w(4, "# A continued flag word (spec 4.2.6.1) or a flag no property has: the checked path")
+    w(4, "# handles the former and rejects the latter.")
+    w(4, "return cls._unpack_checked(buf, offset, end)")
+    for prop in props:
+        w(3, f"if flags & 0x{flags[prop.name]:04X}:")
+        if prop.kind in ("shortstr", "longstr"):
+            if prop.kind == "shortstr":
+                w(4, "n = data[o]")
+                w(4, "o += 1")
+            else:
+                w(4, f"(n,) = {w.struct('I')}.unpack_from(data, o)")
+                w(4, "o += 4")
+            w(4, "e = o + n")
+            w(4, f"{prop.name} = data[o:e]" + (".decode()" if prop.kind == "shortstr" else ""))
+            w(4, "o = e")
+        elif prop.kind == "table":
+            w(4, f"{prop.name}, o = unpack_table(data, o, stop)")
+        elif prop.kind == "octet":
+            w(4, f"{prop.name} = data[o]")
+            w(4, "o += 1")
+        elif prop.kind in FIXED_FORMATS:
+            fmt = FIXED_FORMATS[prop.kind]
+            w(4, f"({prop.name},) = {w.struct(fmt)}.unpack_from(data, o)")
+            w(4, f"o += {struct.calcsize('>' + fmt)}")
+        else:  # pragma: no cover
+            raise AssertionError(prop.kind)
+        w(3, "else:")
+        w(4, f"{prop.name} = None")
+    w(2, "except Exception:")
+    w(3, "# Truncated or malformed: the checked path finds and names the fault.")
+    w(3, "return cls._unpack_checked(buf, offset, end)")
+    w(2, "if o != stop:")
+    w(3, "return cls._unpack_checked(buf, offset, end)")
+    w(2, "inst = _new(cls)")
+    for prop in props:
+        w(2, f"inst.{prop.name} = {prop.name}")
+    w(2, "return inst")
+    return name
+
+
+def _all_sort_key(name: str) -> tuple[int, str]:
+    # The order ruff's RUF022 keeps: CONSTANTS, then Classes, then everything else.
+    if name.isupper() or (name.replace("_", "").isupper()):
+        return (0, name)
+    if name[0].isupper():
+        return (1, name)
+    return (2, name)
+
+
+def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
+    """Generate the module source (before ``ruff format``) from the JSON bytes."""
+    spec = parse_spec(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    w = Writer()
+    body = Writer()
+    body.structs = w.structs
+    public: list[str] = []
+
+    # Constants.
+    # A reply code has a soft/hard class, except REPLY-SUCCESS; the rest are frame constants.
+    reply_codes = sorted(
+        ((n, v, c) for n, v, c in spec.constants if c or n.startswith("REPLY_")),
+        key=lambda item: item[1],
+    )
+    frame_constants = [(n, v) for n, v, c in spec.constants if not (c or n.startswith("REPLY_"))]
+    extra = dict(EXTRA_CONSTANTS)
+    body(0, f"PROTOCOL_VERSION: Final = {spec.version!r}")
+    body(0, f"PORT: Final = {spec.port}")
+    public += ["PROTOCOL_VERSION", "PORT"]
+    body()
+    body(
+        0, "# Frame types and sizes (spec section 4.2.3). FRAME_MAX_SIZE is not in the spec: it is"
+    )
+    body(0, "# pika's default frame_max.")
+    for name, value in frame_constants:
+        body(0, f"{name}: Final = {value}")
+        public.append(name)
+        if name == "FRAME_MIN_SIZE":
+            body(0, f"FRAME_MAX_SIZE: Final = {extra['FRAME_MAX_SIZE']}")
+            public.append("FRAME_MAX_SIZE")
+    for name in ("FRAME_HEADER_SIZE", "FRAME_END_SIZE"):
+        body(0, f"{name}: Final = {extra[name]}")
+        public.append(name)
+    body()
+    body(0, "# Values of BasicProperties.delivery_mode.")
+    for name in ("TRANSIENT_DELIVERY_MODE", "PERSISTENT_DELIVERY_MODE"):
+        body(0, f"{name}: Final = {extra[name]}")
+        public.append(name)
+    body()
+    body(0, "# Reply codes (spec section 1.2.1, constants).")
+    for name, value, _ in reply_codes:
+        body(0, f"{name}: Final = {value}")
+        public.append(name)
+    body()
+    body()
+    body(0, "class ReplyCode(IntEnum):")
+    body(1, '"""Every AMQP reply code, by its spec name."""')
+    body()
+    for name, value, _ in reply_codes:
+        body(1, f"{name} = {value}")
+    public.append("ReplyCode")
+    soft = [n for n, _, c in reply_codes if c == "soft-error"]
+    hard = [n for n, _, c in reply_codes if c == "hard-error"]
+    body()
+    body()
+    body(0, "#: Reply codes of channel exceptions: the broker closes only the channel.")
+    body(0, f"SOFT_ERRORS: Final[frozenset[int]] = frozenset(({''.join(n + ', ' for n in soft)}))")
+    body(0, "#: Reply codes of connection exceptions: the broker closes the whole connection.")
+    body(0, f"HARD_ERRORS: Final[frozenset[int]] = frozenset(({''.join(n + ', ' for n in hard)}))")
+    public += ["SOFT_ERRORS", "HARD_ERRORS", "is_hard_error", "is_soft_error"]
+    body()
+    body()
+    body(0, "def is_hard_error(reply_code: int) -> bool:")
+    body(1, '"""Return whether ``reply_code`` is a connection exception (a hard error)."""')
+    body(1, "return reply_code in HARD_ERRORS")
+    body()
+    body()
+    body(0, "def is_soft_error(reply_code: int) -> bool:")
+    body(1, '"""Return whether ``reply_code`` is a channel exception (a soft error)."""')
+    body(1, "return reply_code in SOFT_ERRORS")
+
+    # Property classes come first so that a class can alias its own (Basic.Properties).
+    property_names: dict[str, str] = {}
+    for cls in spec.classes:
+        if cls.properties:
+            property_names[cls.spec_name] = _render_properties(body, cls)
+            public.append(property_names[cls.spec_name])
+
+    for cls in spec.classes:
+        body()
+        body()
+        body(0, f"class {cls.py_name}(amqp_object.Class):")
+        body(1, f'"""AMQP class ``{cls.spec_name}`` ({cls.class_id}) and its methods."""')
+        body()
+        body(1, "__slots__ = ()")
+        body()
+        body(1, f"INDEX = {cls.class_id}")
+        body(1, f'NAME = "{cls.py_name}"')
+        if cls.spec_name in property_names:
+            body(1, f"Properties = {property_names[cls.spec_name]}")
+        for method in cls.methods:
+            _render_method(body, cls, method)
+        public.append(cls.py_name)
+
+    all_methods = [(cls, m) for cls in spec.classes for m in cls.methods]
+    body()
+    body()
+    body(0, "#: Every method class by its index (``class_id << 16 | method_id``).")
+    body(0, "methods: Final[dict[int, type[amqp_object.Method]]] = {")
+    for cls, method in all_methods:
+        body(1, f"0x{method.index:08X}: {cls.py_name}.{method.py_name},")
+    body(0, "}")
+    body()
+    body(0, "#: Every content property class by the id of its class.")
+    body(0, "props: Final[dict[int, type[amqp_object.Properties]]] = {")
+    for cls in spec.classes:
+        if cls.spec_name in property_names:
+            body(1, f"{cls.class_id}: {property_names[cls.spec_name]},")
+    body(0, "}")
+    content = [f"0x{m.index:08X}" for _, m in all_methods if m.content]
+    body()
+    body(0, f"_CONTENT_METHODS: Final = frozenset(({''.join(c + ', ' for c in content)}))")
+    body()
+    body()
+    body(0, "def has_content(index: int) -> bool:")
+    body(1, '"""Return whether the method with this index is followed by content frames."""')
+    body(1, "return index in _CONTENT_METHODS")
+    public += ["methods", "props", "has_content"]
+
+    # Head of the module: written last, since it lists the structs the bodies asked for.
+    # The header line is longer than the line limit, hence its noqa.
+    header = f"Generated by tools/generate_spec.py from {source_name} (sha256 {digest})."
+    w(0, f"# {header} Do not edit.  # noqa: E501")
+    version = "-".join(map(str, spec.version))
+    w(0, f'"""AMQP {version} with RabbitMQ\'s extensions: constants, methods and properties.')
+    w()
+    w(0, "pika-compatible (``pika.spec``): ``spec.Basic.Publish``, ``spec.BasicProperties``,")
+    w(0, "``spec.methods``, ``spec.props``, ``spec.has_content`` and the constants keep pika's")
+    w(0, "names.")
+    w(0, "Each method and property class has ``pack()`` (to wire bytes) and ``unpack(buf, offset,")
+    w(0, "end)`` (from wire bytes), specialised per class; see :mod:`amqp_core.amqp_object` for")
+    w(0, "their contracts and the checking codec they fall back to. Regenerate with")
+    w(0, f"``{REGENERATE_COMMAND}``; see docs/spec.md.")
+    w()
+    w(0, f"Protocol data from RabbitMQ's {source_name},")
+    w(0, f"{spec.copyright_line} Distributed under the MIT license.")
+    w(0, '"""')
+    w()
+    w(0, "from __future__ import annotations")
+    w()
+    w(0, "import struct")
+    w(0, "from collections.abc import Mapping")
+    w(0, "from enum import Enum, IntEnum")
+    w(0, "from typing import Final, cast")
+    w()
+    w(0, "from amqp_core import amqp_object")
+    w(0, "from amqp_core._types import Buffer")
+    w(0, "from amqp_core.data import FieldTable, FieldValue, pack_table, unpack_table")
+    w()
+    w(0, f"__all__ = ({''.join(repr(n) + ', ' for n in sorted(public, key=_all_sort_key))})")
+    w()
+    w(0, "# Precompiled structs (network byte order), named by their format.")
+    for struct_name in sorted(w.structs):
+        w(0, f'{struct_name} = struct.Struct(">{w.structs[struct_name]}")')
+    w(0, "# One-octet strings by value: the length prefix of a short string, a packed bit octet.")
+    w(0, "_BYTE: Final = tuple(bytes((i,)) for i in range(256))")
+    w(0, "_new = object.__new__")
+    w()
+    w()
+    w(0, "def _enum_int(value: int | Enum | None) -> int | None:")
+    w(1, '"""Store an Enum (pika\'s DeliveryMode) as its int value."""')
+    w(1, "if value is None or type(value) is int:")
+    w(2, "return value")
+    w(1, "return int(value.value if isinstance(value, Enum) else value)")
+    w()
+    w()
+    return "\n".join(w.lines + body.lines) + "\n"
+
+
+def ruff_format(source: str, filename: Path) -> str:
+    """Format ``source`` with the repository's ruff configuration."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(filename), "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"ruff format failed on the generated code:\n{result.stderr}")
+    return result.stdout
+
+
+def render(spec_path: Path | None = None, output: Path = DEFAULT_OUTPUT) -> str:
+    """Return the formatted module source generated from the JSON at ``spec_path``."""
+    path = spec_path or default_spec_path()
+    return ruff_format(render_unformatted(path.read_bytes(), path.name), output)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m tools.generate_spec", description=__doc__)
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        default=None,
+        help=f"the JSON protocol description (default: ${SPEC_ENV_VAR} or ../shared/spec/)",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the module to write")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if the output is out of date"
+    )
+    args = parser.parse_args(argv)
+    spec_path: Path = args.spec or default_spec_path()
+    output: Path = args.output
+    if not spec_path.is_file():
+        print(f"error: AMQP spec JSON not found at {spec_path}", file=sys.stderr)
+        return 2
+    source = render(spec_path, output)
+    current = output.read_text(encoding="utf-8") if output.exists() else None
+    if args.check:
+        if current != source:
+            print(
+                f"{output} is out of date with {spec_path} or with tools/generate_spec.py;\n"
+                f"run `{REGENERATE_COMMAND}` to fix.",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{output} is up to date.")
+        return 0
+    if current != source:
+        output.write_text(source, encoding="utf-8")
+        print(f"wrote {output}")
+    else:
+        print(f"{output} is already up to date.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
