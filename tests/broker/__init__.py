@@ -1,0 +1,1 @@
+"""Tests of the real-RabbitMQ harness (tools.broker and its pytest plugin)."""
