@@ -28,12 +28,14 @@ __all__ = (
     "ChannelClosedByBroker",
     "ChannelClosedByClient",
     "ChannelError",
+    "ChannelStateError",
     "ChannelWrongStateError",
     "ConnectionBlockedTimeout",
     "ConnectionClosed",
     "ConnectionClosedByBroker",
     "ConnectionClosedByClient",
     "ConnectionOpenAborted",
+    "ConnectionStateError",
     "ConnectionWrongStateError",
     "ConsumerCancelled",
     "DuplicateConsumerTag",
@@ -42,6 +44,7 @@ __all__ = (
     "InvalidChannelNumber",
     "InvalidFieldTypeException",
     "InvalidFrameError",
+    "LocalProtocolError",
     "MethodNotImplemented",
     "NackError",
     "NoFreeChannels",
@@ -50,6 +53,7 @@ __all__ = (
     "ProtocolSyntaxError",
     "ProtocolVersionMismatch",
     "ReentrancyError",
+    "RemoteProtocolError",
     "ShortStringTooLong",
     "StreamLostError",
     "UnexpectedFrameError",
@@ -318,3 +322,69 @@ class DuplicateGetOkCallback(ChannelError):
 
 class ReentrancyError(Exception):
     """A blocking call was made from a callback where it would re-enter the event loop."""
+
+
+class LocalProtocolError(AMQPError):
+    """A command was given to the engine that is illegal in its current state.
+
+    Nothing was sent and the engine's state did not change: it stays usable wherever the
+    protocol allows (h11's rule for local errors).
+
+    Args:
+        message: what was wrong, in words; it names the state and the command.
+        state: the name of the state the connection or channel was in.
+        command: the name of the command (an engine method or an AMQP method name).
+
+    Attributes:
+        state: as given.
+        command: as given.
+    """
+
+    def __init__(self, message: str, *, state: str = "", command: str = "") -> None:
+        super().__init__(message)
+        self.state = state
+        self.command = command
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.args[0]!r})"
+
+
+class ConnectionStateError(LocalProtocolError, ConnectionWrongStateError):
+    """A connection-level command is illegal in the connection's current state.
+
+    Also a pika :class:`ConnectionWrongStateError`, so pika's ``except`` clauses catch it.
+    """
+
+
+class ChannelStateError(LocalProtocolError, ChannelWrongStateError):
+    """A channel command is illegal in the channel's current state (or the channel is unknown).
+
+    Also a pika :class:`ChannelWrongStateError`, so pika's ``except`` clauses catch it.
+    """
+
+
+class RemoteProtocolError(AMQPConnectionError):
+    """The peer broke the protocol; the engine closed the connection with ``reply_code``.
+
+    Args:
+        reply_code: the AMQP reply code the connection was closed with (501 FRAME_ERROR,
+            503 COMMAND_INVALID, 504 CHANNEL_ERROR, 505 UNEXPECTED_FRAME ...).
+        reply_text: what was wrong, in words; it names the state and the input.
+        class_id: the class of the method that caused the error, or 0.
+        method_id: the method that caused the error, or 0.
+
+    Attributes:
+        reply_code: as given.
+        reply_text: as given.
+        class_id: as given.
+        method_id: as given.
+    """
+
+    def __init__(
+        self, reply_code: int, reply_text: str, class_id: int = 0, method_id: int = 0
+    ) -> None:
+        super().__init__(reply_code, reply_text)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+        self.class_id = class_id
+        self.method_id = method_id

@@ -1,0 +1,160 @@
+"""The small interface an adapter implements so that amqp_core can run on its event loop.
+
+amqp_core makes every AMQP decision; an adapter only moves bytes and keeps time. What it provides
+is an :class:`IOServices` object: a clock, timers, a way in from other threads, name resolution,
+and opening a byte stream (TCP, then TLS when asked). What it gets back is a
+:class:`StreamListener` to feed with what the stream receives.
+
+The connection workflow (several hosts, every resolved address in order, connection attempts,
+retry delay, socket and stack timeouts) is written once in amqp_core over this interface; the
+adapter never decides which address to try next or whether to retry.
+
+All callbacks run on the adapter's loop thread, except where a method says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from amqp_core._types import Buffer
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = (
+    "AddressInfo",
+    "Cancellable",
+    "IOServices",
+    "StreamListener",
+    "StreamSettings",
+    "Transport",
+)
+
+
+class Cancellable(Protocol):
+    """A pending timer or I/O operation that can be called off."""
+
+    def cancel(self) -> None:
+        """Call it off; its callback will not run. Calling it twice, or too late, is harmless."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    """One resolved address of a host, as ``socket.getaddrinfo`` gives it.
+
+    Attributes:
+        family: the address family (``socket.AF_INET``, ``socket.AF_INET6`` ...).
+        socktype: the socket type (``socket.SOCK_STREAM``).
+        proto: the protocol number.
+        sockaddr: the address to connect to, e.g. ``("127.0.0.1", 5672)``.
+    """
+
+    family: int
+    socktype: int
+    proto: int
+    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """How to open one byte stream: what the adapter needs to know, and nothing of AMQP.
+
+    Attributes:
+        address: where to connect.
+        host: the host name the address was resolved from (used for TLS server name checks
+            when ``server_hostname`` is None).
+        connect_timeout: seconds allowed for the TCP connect (pika's ``socket_timeout``), or
+            None for no limit.
+        tcp_options: socket options to set after connecting, by name (``TCP_KEEPIDLE``,
+            ``TCP_KEEPINTVL``, ``TCP_KEEPCNT``, ``TCP_USER_TIMEOUT``); the adapter sets the ones
+            its platform has.
+        ssl_context: wrap the stream in TLS with this context, or None for plain TCP.
+        server_hostname: the name to check the server's certificate against (and send as SNI).
+    """
+
+    address: AddressInfo
+    host: str
+    connect_timeout: float | None
+    tcp_options: Mapping[str, int] | None
+    ssl_context: ssl.SSLContext | None
+    server_hostname: str | None
+
+
+class Transport(Protocol):
+    """A connected byte stream, as the adapter exposes it to amqp_core."""
+
+    def write(self, data: Buffer) -> None:
+        """Queue ``data`` for sending; never blocks. Writes keep their order."""
+
+    def write_buffer_size(self) -> int:
+        """Return how many written bytes the stream has not yet handed to the OS.
+
+        amqp_core uses it to stop producing while the peer reads slower than we write.
+        """
+        ...
+
+    def close(self) -> None:
+        """Send what is queued, then close; the listener's ``connection_lost`` follows."""
+
+    def abort(self) -> None:
+        """Close at once, dropping what is queued; the listener's ``connection_lost`` follows."""
+
+
+class StreamListener(Protocol):
+    """What amqp_core gives the adapter to report on an open stream."""
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived on the stream."""
+
+    def write_drained(self) -> None:
+        """The stream's write buffer fell back below the adapter's low-water mark."""
+
+    def connection_lost(self, error: BaseException | None) -> None:
+        """The stream ended: ``None`` for an orderly end (EOF or our own close), else why.
+
+        Called exactly once per stream.
+        """
+
+
+class IOServices(Protocol):
+    """The services of one event loop, as amqp_core needs them."""
+
+    def now(self) -> float:
+        """Return the loop's monotonic clock, in seconds."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        """Run ``callback`` on the loop after ``delay`` seconds (0 = as soon as possible)."""
+        ...
+
+    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop soon; may be called from any thread, and wakes the loop."""
+
+    def getaddrinfo(
+        self,
+        host: str,
+        port: int,
+        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+    ) -> Cancellable:
+        """Resolve ``host`` for a TCP stream without blocking the loop.
+
+        ``on_done`` gets the addresses in the resolver's order, or the exception it raised.
+        """
+        ...
+
+    def connect_stream(
+        self,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+    ) -> Cancellable:
+        """Open a TCP connection (and TLS over it when ``settings.ssl_context`` is set).
+
+        ``on_done`` gets the :class:`Transport` once the stream is ready for AMQP (after the TLS
+        handshake, if any), or the exception that stopped it: an ``OSError`` (or
+        ``TimeoutError``) for the TCP phase, an ``ssl.SSLError`` (``SSLCertVerificationError``
+        ...) for the TLS phase. From then on, the stream reports to ``listener``.
+        """
+        ...
