@@ -47,6 +47,7 @@ from amqp_core.exceptions import (
     ShortStringTooLong,
     UnsupportedAMQPFieldException,
 )
+from amqp_core.testing import strategies as amqp_st
 
 UTC = timezone.utc
 
@@ -632,8 +633,6 @@ def test_pika_style_functions() -> None:
 # Hypothesis
 # ---------------------------------------------------------------------------------------------
 
-keys = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
-
 default_scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -651,15 +650,12 @@ default_scalars = st.one_of(
 
 
 def tables_of(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    values = st.recursive(
-        scalars,
-        lambda children: st.one_of(
-            st.lists(children, max_size=4),
-            st.dictionaries(keys, children, max_size=4),
-        ),
-        max_leaves=12,
-    )
-    return st.dictionaries(keys, values, max_size=6)
+    """Tables of these scalars, in lists and tables nested up to 4 levels (the outer included).
+
+    The shapes and keys come from the shipped strategies (amqp_core.testing.strategies); the
+    scalars stay local, since each test here is about one particular set of Python types.
+    """
+    return amqp_st.field_tables(max_depth=4, scalars=scalars, wire_exact=True)
 
 
 wrapped_scalars = st.one_of(
