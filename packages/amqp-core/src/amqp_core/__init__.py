@@ -7,11 +7,14 @@ bytes are published as separate packages (``amqp-blocking``, ``amqp-select``,
 ``amqp-asyncio``, ``amqp-tornado``, ``amqp-twisted``, ``amqp-gevent``).
 """
 
+from amqp_core import exceptions, frame, spec
 from amqp_core._state import ChannelState, ConnectionState
 from amqp_core._tune import TuneParameters
 from amqp_core._version import __version__
 from amqp_core.config import EngineConfig
+from amqp_core.connection import Connection
 from amqp_core.credentials import ExternalCredentials, PlainCredentials
+from amqp_core.delivery_mode import DeliveryMode
 from amqp_core.engine import Engine
 from amqp_core.events import (
     NEED_DATA,
@@ -34,23 +37,31 @@ from amqp_core.events import (
     PublishAcked,
     PublishNacked,
 )
+from amqp_core.exchange_type import ExchangeType
+from amqp_core.parameters import ConnectionParameters, SSLOptions, URLParameters
+from amqp_core.spec import BasicProperties
 
 __all__ = (
     "NEED_DATA",
+    "BasicProperties",
     "ChannelClosed",
     "ChannelFlowChanged",
     "ChannelOpened",
     "ChannelState",
+    "Connection",
     "ConnectionBlocked",
     "ConnectionClosed",
     "ConnectionOpened",
+    "ConnectionParameters",
     "ConnectionState",
     "ConnectionTuned",
     "ConnectionUnblocked",
     "ConsumerCancelled",
+    "DeliveryMode",
     "Engine",
     "EngineConfig",
     "Event",
+    "ExchangeType",
     "ExternalCredentials",
     "GetEmpty",
     "GetOk",
@@ -61,6 +72,11 @@ __all__ = (
     "PlainCredentials",
     "PublishAcked",
     "PublishNacked",
+    "SSLOptions",
     "TuneParameters",
+    "URLParameters",
     "__version__",
+    "exceptions",
+    "frame",
+    "spec",
 )

@@ -19,6 +19,17 @@ __all__ = (
     "AMQPChannelError",
     "AMQPCodecError",
     "AMQPConnectionError",
+    "AMQPConnectionWorkflowAborted",
+    "AMQPConnectionWorkflowFailed",
+    "AMQPConnectionWorkflowWrongState",
+    "AMQPConnectorAMQPHandshakeError",
+    "AMQPConnectorAborted",
+    "AMQPConnectorException",
+    "AMQPConnectorPhaseErrorBase",
+    "AMQPConnectorSocketConnectError",
+    "AMQPConnectorStackTimeout",
+    "AMQPConnectorTransportSetupError",
+    "AMQPConnectorWrongState",
     "AMQPEncodeError",
     "AMQPError",
     "AMQPHeartbeatTimeout",
@@ -75,7 +86,22 @@ class AMQPError(Exception):
 
 
 class AMQPConnectionError(AMQPError):
-    """The connection could not be opened, or it was lost or closed."""
+    """The connection could not be opened, or it was lost or closed.
+
+    Args:
+        *args: the error's arguments (pika's: a message, or a reply code and text).
+        host: the broker host the connection was for, when known (pika's HEAD adds it).
+        port: the broker port, when known.
+
+    Attributes:
+        host: as given (the callback layer fills it in for errors it reports).
+        port: as given.
+    """
+
+    def __init__(self, *args: object, host: str | None = None, port: int | None = None) -> None:
+        super().__init__(*args)
+        self.host = host
+        self.port = port
 
     def __repr__(self) -> str:
         if len(self.args) == 2:
@@ -118,8 +144,15 @@ class ConnectionWrongStateError(AMQPConnectionError):
 class ConnectionClosed(AMQPConnectionError):
     """The connection was closed, with an AMQP reply code and text."""
 
-    def __init__(self, reply_code: int, reply_text: str) -> None:
-        super().__init__(int(reply_code), str(reply_text))
+    def __init__(
+        self,
+        reply_code: int,
+        reply_text: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        super().__init__(int(reply_code), str(reply_text), host=host, port=port)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}: ({self.reply_code}) {self.reply_text!r}"
@@ -214,7 +247,8 @@ class UnroutableError(AMQPChannelError):
         self.messages = messages
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}: {len(self.messages)} unroutable messages returned by broker"
+        count = len(self.messages)
+        return f"{self.__class__.__name__}: {count} unroutable messages returned by broker"
 
 
 class NackError(AMQPChannelError):
@@ -229,7 +263,8 @@ class NackError(AMQPChannelError):
         self.messages = messages
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}: {len(self.messages)} unroutable messages returned by broker"
+        count = len(self.messages)
+        return f"{self.__class__.__name__}: {count} unroutable messages returned by broker"
 
 
 class InvalidChannelNumber(AMQPError):
@@ -388,3 +423,87 @@ class RemoteProtocolError(AMQPConnectionError):
         self.reply_text = reply_text
         self.class_id = class_id
         self.method_id = method_id
+
+
+# ---------------------------------------------------------------------- connection workflow
+# pika keeps these in pika.adapters.utils.connection_workflow; here they live with the others
+# (amqp_core.exceptions) and the adapters re-export them under pika's module path.
+
+
+class AMQPConnectorException(Exception):
+    """Base of the errors of the connection workflow (pika's ``connection_workflow``)."""
+
+
+class AMQPConnectorStackTimeout(AMQPConnectorException):
+    """One attempt's TCP + TLS + AMQP bring-up took longer than ``stack_timeout``."""
+
+
+class AMQPConnectorAborted(AMQPConnectorException):
+    """One attempt was aborted by the client."""
+
+
+class AMQPConnectorWrongState(AMQPConnectorException):
+    """A connector operation was requested in the wrong state."""
+
+
+class AMQPConnectorPhaseErrorBase(AMQPConnectorException):
+    """One attempt failed in a given phase; ``exception`` is the underlying error.
+
+    Args:
+        exception: what went wrong.
+        *args: further arguments (a description naming host, port and phase).
+
+    Attributes:
+        exception: as given.
+    """
+
+    def __init__(self, exception: BaseException, *args: object) -> None:
+        super().__init__(exception, *args)
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}: {self.exception!r}; {self.args[1:]}"
+
+
+class AMQPConnectorSocketConnectError(AMQPConnectorPhaseErrorBase):
+    """The TCP phase failed (resolution, connect, or connect timeout)."""
+
+
+class AMQPConnectorTransportSetupError(AMQPConnectorPhaseErrorBase):
+    """The TLS phase failed (handshake, certificate verification)."""
+
+
+class AMQPConnectorAMQPHandshakeError(AMQPConnectorPhaseErrorBase):
+    """The AMQP handshake failed (bad credentials, vhost refused, not an AMQP peer ...)."""
+
+
+class AMQPConnectionWorkflowAborted(AMQPConnectorException):
+    """The whole workflow was aborted by the client."""
+
+
+class AMQPConnectionWorkflowWrongState(AMQPConnectorException):
+    """A workflow operation was requested in the wrong state."""
+
+
+class AMQPConnectionWorkflowFailed(AMQPConnectorException):
+    """Every host and every attempt failed; ``exceptions`` holds each failure, in order.
+
+    Args:
+        exceptions: one entry per failed attempt (connector errors, mostly phase errors).
+        *args: further arguments.
+
+    Attributes:
+        exceptions: as given.
+    """
+
+    def __init__(self, exceptions: list[BaseException], *args: object) -> None:
+        super().__init__(exceptions, *args)
+        self.exceptions = list(exceptions)
+
+    def __repr__(self) -> str:
+        last = self.exceptions[-1] if self.exceptions else None
+        return (
+            f"{self.__class__.__name__}: {len(self.exceptions)} exceptions in all; "
+            f"last exception - {last!r}; first exception - "
+            f"{self.exceptions[0] if self.exceptions else None!r}"
+        )
