@@ -68,6 +68,22 @@ REQUIRED_ARGUMENT_METHODS = {("connection", "update-secret")}
 #: ``delivery_mode`` accepts ``DeliveryMode``).
 ENUM_PROPERTIES = {"delivery-mode"}
 
+#: Short strings whose encoded form (length octet included) is cached by value, because they
+#: repeat from one message to the next in real traffic: the exchange and routing key of a publish
+#: and the low-cardinality properties. Message and correlation ids, unique per message, are not.
+CACHED_SHORTSTRS = {
+    ("basic", "publish", "exchange"),
+    ("basic", "publish", "routing-key"),
+    ("basic", None, "content-type"),
+    ("basic", None, "content-encoding"),
+    ("basic", None, "reply-to"),
+    ("basic", None, "expiration"),
+    ("basic", None, "type"),
+    ("basic", None, "user-id"),
+    ("basic", None, "app-id"),
+    ("basic", None, "cluster-id"),
+}
+
 #: Constants that are not in the JSON: pika's values. FRAME_MAX_SIZE is pika's default
 #: frame_max; the header and end sizes follow spec section 4.2.3 (a 7-octet header, one end octet).
 EXTRA_CONSTANTS = (
@@ -356,6 +372,15 @@ def _method_pack(w: Writer, indent: int, method: MethodSpec) -> None:
         elif kind in FIXED_FORMATS:
             run_fmt += FIXED_FORMATS[kind]
             run_args.append(f"self.{field.name}")
+        elif kind == "shortstr" and (
+            (method.class_name, method.spec_name, field.spec_name) in CACHED_SHORTSTRS
+        ):
+            # Length octet and UTF-8 in one cached piece.
+            body.append(
+                f"{field.name} = _SHORTSTRS.get(self.{field.name}) or _shortstr(self.{field.name})"
+            )
+            flush()
+            pieces.append(field.name)
         elif kind == "shortstr":
             body.append(f"{field.name} = self.{field.name}.encode()")
             run_fmt += "B"
@@ -548,6 +573,7 @@ def _render_properties(w: Writer, cls: ClassSpec) -> str:
         w(1, f"FLAG_{prop.name.upper()} = 0x{flags[prop.name]:04X}")
     entries = "".join(f'("{p.name}", "{p.kind}", 0x{flags[p.name]:04X}), ' for p in props)
     w(1, f"_PROPERTIES = ({entries})")
+    w(1, "_DECODERS: ClassVar[dict[int, amqp_object.PropertiesDecoder]] = {}")
     w()
     for prop in props:
         annotation = prop.python_type
@@ -561,87 +587,55 @@ def _render_properties(w: Writer, cls: ClassSpec) -> str:
     w(2, '"""Encode flags and values (see :meth:`amqp_object.Properties.pack`)."""')
     w(2, "try:")
     w(3, "flags = 0")
-    w(3, "chunks: list[bytes] = []")
+    w(3, "chunks: list[bytes] = [b''] # the flag word, once known")
     for prop in props:
         flag = f"0x{flags[prop.name]:04X}"
         w(3, f"{prop.name} = self.{prop.name}")
         w(3, f"if {prop.name} is not None:")
         w(4, f"flags |= {flag}")
-        if prop.kind == "shortstr":
+        if prop.kind == "shortstr" and (cls.spec_name, None, prop.spec_name) in CACHED_SHORTSTRS:
+            w(4, f"chunks.append(_SHORTSTRS.get({prop.name}) or _shortstr({prop.name}))")
+        elif prop.kind == "shortstr":
             w(4, f"raw = {prop.name}.encode()")
-            w(4, "chunks.append(_BYTE[len(raw)])")
-            w(4, "chunks.append(raw)")
+            w(4, "chunks.append(_BYTE[len(raw)] + raw)")
         elif prop.kind == "longstr":
             w(4, f"raw = {prop.name}.encode() if isinstance({prop.name}, str) else {prop.name}")
             w(4, f"chunks.append({w.struct('I')}.pack(len(raw)))")
             w(4, "chunks.append(raw)")
         elif prop.kind == "table":
             w(4, f"chunks.append(pack_table({prop.name}))")
+        elif prop.kind == "octet":
+            # KeyError (out of range, not an int) hands over to the checked path.
+            w(4, f"chunks.append(_OCTETS[{prop.name}])")
         elif prop.kind in FIXED_FORMATS:
             w(4, f"chunks.append({w.struct(FIXED_FORMATS[prop.kind])}.pack({prop.name}))")
         elif prop.kind != "bit":  # pragma: no cover
             raise AssertionError(prop.kind)
-    w(3, f"return {w.struct('H')}.pack(flags) + b''.join(chunks)")
+    w(3, f"chunks[0] = {w.struct('H')}.pack(flags)")
+    w(3, "return b''.join(chunks)")
     w(2, "except Exception:")
     w(3, "# An unexpected type or range: the checked path accepts what pika accepts (an Enum,")
     w(3, "# a datetime, bytes) and names the property it rejects.")
     w(3, "return self._pack_checked()")
 
-    # unpack: one test per flag, straight-line.
+    # unpack: a decoder specialised for the flag word, built on first use.
     w()
     w(1, "@classmethod")
     w(1, f"def unpack(cls, buf: Buffer, offset: int, end: int) -> {name}:")
-    w(2, '"""Decode ``buf[offset:end]`` (see :meth:`amqp_object.Properties.unpack`)."""')
-    for prop in props:
-        annotation = prop.python_type
-        if prop.kind == "table":
-            annotation = "FieldTable | None"
-        elif prop.kind == "longstr":
-            annotation = "bytes | None"
-        elif not annotation.endswith("| None"):
-            annotation += " | None"
-        w(2, f"{prop.name}: {annotation}")
+    w(2, '"""Decode ``buf[offset:end]`` (see :meth:`amqp_object.Properties.unpack`).')
+    w()
+    w(2, "The decoder for the flag word is built once (:meth:`amqp_object.Properties._decoder`):")
+    w(2, "it reads just the properties that are present, with no per-property test.")
+    w(2, '"""')
     w(2, "try:")
     _bytes_preamble(w, 3)
     w(3, "flags = data[o] << 8 | data[o + 1]")
-    w(3, "o += 2")
-    w(3, "if flags & 0x0003:")
-    w(4, "# A continued flag word (spec 4.2.6.1) or a flag no property has: the checked path")
-    w(4, "# handles the former and rejects the latter.")
-    w(4, "return cls._unpack_checked(buf, offset, end)")
-    for prop in props:
-        w(3, f"if flags & 0x{flags[prop.name]:04X}:")
-        if prop.kind in ("shortstr", "longstr"):
-            if prop.kind == "shortstr":
-                w(4, "n = data[o]")
-                w(4, "o += 1")
-            else:
-                w(4, f"(n,) = {w.struct('I')}.unpack_from(data, o)")
-                w(4, "o += 4")
-            w(4, "e = o + n")
-            w(4, f"{prop.name} = data[o:e]" + (".decode()" if prop.kind == "shortstr" else ""))
-            w(4, "o = e")
-        elif prop.kind == "table":
-            w(4, f"{prop.name}, o = unpack_table(data, o, stop)")
-        elif prop.kind == "octet":
-            w(4, f"{prop.name} = data[o]")
-            w(4, "o += 1")
-        elif prop.kind in FIXED_FORMATS:
-            fmt = FIXED_FORMATS[prop.kind]
-            w(4, f"({prop.name},) = {w.struct(fmt)}.unpack_from(data, o)")
-            w(4, f"o += {struct.calcsize('>' + fmt)}")
-        else:  # pragma: no cover
-            raise AssertionError(prop.kind)
-        w(3, "else:")
-        w(4, f"{prop.name} = None")
+    w(3, "decoder = cls._DECODERS.get(flags) or cls._decoder(flags)")
+    w(3, f"inst: {name} = decoder(cls, data, o + 2, stop)")
     w(2, "except Exception:")
-    w(3, "# Truncated or malformed: the checked path finds and names the fault.")
+    w(3, "# Truncated or malformed, a continued flag word, or more flag words than are cached:")
+    w(3, "# the checked path decodes, or finds and names the fault.")
     w(3, "return cls._unpack_checked(buf, offset, end)")
-    w(2, "if o != stop:")
-    w(3, "return cls._unpack_checked(buf, offset, end)")
-    w(2, "inst = _new(cls)")
-    for prop in props:
-        w(2, f"inst.{prop.name} = {prop.name}")
     w(2, "return inst")
     return name
 
@@ -799,11 +793,11 @@ def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
     w(0, "import struct")
     w(0, "from collections.abc import Mapping")
     w(0, "from enum import Enum, IntEnum")
-    w(0, "from typing import Final, cast")
+    w(0, "from typing import ClassVar, Final, cast")
     w()
     w(0, "from amqp_core import amqp_object")
     w(0, "from amqp_core._types import Buffer")
-    w(0, "from amqp_core.data import FieldTable, FieldValue, pack_table, unpack_table")
+    w(0, "from amqp_core.data import FieldValue, pack_table, unpack_table")
     w()
     w(0, f"__all__ = ({''.join(repr(n) + ', ' for n in sorted(public, key=_all_sort_key))})")
     w()
@@ -812,7 +806,27 @@ def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
         w(0, f'{struct_name} = struct.Struct(">{w.structs[struct_name]}")')
     w(0, "# One-octet strings by value: the length prefix of a short string, a packed bit octet.")
     w(0, "_BYTE: Final = tuple(bytes((i,)) for i in range(256))")
+    w(0, "# Octet property values by value; a KeyError hands over to the checked path.")
+    w(0, "_OCTETS: Final = {i: _BYTE[i] for i in range(256)}")
     w(0, "_new = object.__new__")
+    w()
+    w(0, "# Encoded short strings (length octet + UTF-8) by value, for the fields whose values")
+    w(0, "# repeat in real traffic (exchange and routing key of a publish, content type ...).")
+    w(0, "# Bounded: once full, further values are encoded every time.")
+    w(0, "_SHORTSTRS: Final[dict[str, bytes]] = {}")
+    w(0, "_SHORTSTRS_SIZE: Final = 1024")
+    w()
+    w()
+    w(0, "def _shortstr(value: str) -> bytes:")
+    w(1, '"""Encode a short string for ``_SHORTSTRS``, caching it while there is room."""')
+    w(1, "raw = value.encode()")
+    w(1, "if len(raw) > 255:")
+    w(2, "# The fast paths hand over to the checked codec, which names the field.")
+    w(2, 'raise ValueError("short string over 255 bytes")')
+    w(1, "encoded = _BYTE[len(raw)] + raw")
+    w(1, "if type(value) is str and len(_SHORTSTRS) < _SHORTSTRS_SIZE:")
+    w(2, "_SHORTSTRS[value] = encoded")
+    w(1, "return encoded")
     w()
     w()
     w(0, "def _enum_int(value: int | Enum | None) -> int | None:")

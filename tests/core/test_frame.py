@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pika.frame
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from amqp_core import frame, spec
 from amqp_core.exceptions import (
     AMQPCodecError,
+    AMQPEncodeError,
     InvalidFrameError,
     ProtocolVersionMismatch,
 )
@@ -30,7 +32,9 @@ def _deliver_message(body: bytes = b"x" * 64, frame_max: int = 131072) -> bytes:
         message_id="m-1",
     )
     method = frame.encode_method_frame(1, deliver)
-    return b"".join(bytes(piece) for piece in frame.encode_message(1, method, props, body, frame_max))
+    return b"".join(
+        bytes(piece) for piece in frame.encode_message(1, method, props, body, frame_max)
+    )
 
 
 def _parse_all(data: bytes, frame_max: int = 0) -> list[frame.Frame]:
@@ -68,13 +72,17 @@ def test_message_frames_round_trip() -> None:
     header = frames[1]
     assert isinstance(header, frame.Header)
     assert header.body_size == 64
+    assert isinstance(header.properties, spec.BasicProperties)
     assert header.properties.headers == {"a": 1, "b": "two", "c": True}
     body = frames[2]
     assert isinstance(body, frame.Body)
     assert body.fragment == b"x" * 64
-    assert frame.Header(1, 64, header.properties).marshal() == _deliver_message()[
-        len(frames[0].marshal()) : len(frames[0].marshal()) + len(header.marshal())
-    ]
+    assert (
+        frame.Header(1, 64, header.properties).marshal()
+        == _deliver_message()[
+            len(frames[0].marshal()) : len(frames[0].marshal()) + len(header.marshal())
+        ]
+    )
 
 
 def test_empty_body_has_no_body_frame() -> None:
@@ -132,7 +140,18 @@ def test_bad_heartbeat_is_frame_error(wire: bytes) -> None:
 
 def test_need_more_at_every_split() -> None:
     wire = _deliver_message()
-    first_end = len(frame.encode_method_frame(1, spec.Basic.Deliver(consumer_tag="ctag1", delivery_tag=7, redelivered=True, exchange="ex", routing_key="rk")))
+    first_end = len(
+        frame.encode_method_frame(
+            1,
+            spec.Basic.Deliver(
+                consumer_tag="ctag1",
+                delivery_tag=7,
+                redelivered=True,
+                exchange="ex",
+                routing_key="rk",
+            ),
+        )
+    )
     for cut in range(first_end):
         assert frame.parse_frame(wire[:cut]) is None
         # The same holds when the buffer is bigger but ``end`` says what has arrived.
@@ -183,7 +202,9 @@ def test_method_payload_without_id() -> None:
 
 
 def test_truncated_method_arguments() -> None:
-    good = spec.Basic.Deliver(consumer_tag="c", delivery_tag=1, exchange="e", routing_key="r").pack()
+    good = spec.Basic.Deliver(
+        consumer_tag="c", delivery_tag=1, exchange="e", routing_key="r"
+    ).pack()
     for cut in range(4, len(good)):
         with pytest.raises(AMQPCodecError) as caught:
             frame.parse_frame(_raw_frame(1, 1, good[:cut]))
@@ -256,3 +277,216 @@ def test_pika_reads_our_frames() -> None:
     assert decoded[1].properties.message_id == "m-1"
     assert decoded[1].properties.headers["b"] == "two"
     assert decoded[2].fragment == b"x" * 64
+
+
+# --------------------------------------------------------------------------------------------
+# decode_content / encode_content: whole messages in one call
+# --------------------------------------------------------------------------------------------
+
+
+def _delivery(
+    channel: int = 1, body: bytes = b"x" * 64, frame_max: int = 131072, **props: Any
+) -> tuple[bytes, spec.Basic.Deliver, spec.BasicProperties]:
+    method = spec.Basic.Deliver(
+        consumer_tag="ctag", delivery_tag=7, redelivered=True, exchange="ex", routing_key="rk"
+    )
+    properties = spec.BasicProperties(**props)
+    pieces = frame.encode_message(
+        channel, frame.encode_method_frame(channel, method), properties, body, frame_max
+    )
+    return b"".join(bytes(p) for p in pieces), method, properties
+
+
+def _frame_by_frame(buf: bytes) -> tuple[object, object, bytes, int]:
+    """Decode one message with the per-frame functions, as an engine's slow path does."""
+    located = frame.parse_frame_header(buf, 0, len(buf))
+    assert located is not None
+    method = frame.decode_method_payload(buf, located[2], located[3])
+    located = frame.parse_frame_header(buf, located[3] + 1, len(buf))
+    assert located is not None
+    _, body_size, props = frame.decode_header_payload(buf, located[2], located[3])
+    offset = located[3] + 1
+    body = b""
+    while len(body) < body_size:
+        located = frame.parse_frame_header(buf, offset, len(buf))
+        assert located is not None
+        body += buf[located[2] : located[3]]
+        offset = located[3] + 1
+    return method, props, body, offset
+
+
+@pytest.mark.parametrize(
+    ("body", "frame_max", "props"),
+    [
+        (
+            b"x" * 64,
+            131072,
+            {
+                "content_type": "application/json",
+                "delivery_mode": 2,
+                "headers": {"a": 1, "b": "s", "c": True},
+                "message_id": "m",
+            },
+        ),
+        (b"", 131072, {"delivery_mode": 1}),
+        (b"y" * 10000, 4096, {"timestamp": 5, "priority": 3, "app_id": "app"}),
+        (b"z" * 4088, 4096, {}),
+        (b"z" * 4089, 4096, {"headers": {}}),
+    ],
+)
+def test_decode_content_equals_frame_by_frame(
+    body: bytes, frame_max: int, props: dict[str, Any]
+) -> None:
+    wire, method, properties = _delivery(body=body, frame_max=frame_max, **props)
+    expected = _frame_by_frame(wire)
+    for buf in (wire, bytearray(wire), memoryview(wire), memoryview(bytearray(wire))):
+        decoded = frame.decode_content(buf, 0, len(wire), frame_max)
+        assert decoded is not None
+        channel, got_method, got_props, got_body, next_offset = decoded
+        assert channel == 1
+        assert (got_method, got_props, got_body, next_offset) == expected
+        assert (got_method, got_props, got_body) == (method, properties, body)
+        assert type(got_body) is bytes
+
+
+def test_decode_content_at_an_offset_in_a_stream() -> None:
+    wire, _, _ = _delivery(content_type="t", headers={"k": "v"})
+    stream = b"\xff" * 5 + wire * 3 + frame.encode_heartbeat()
+    offset = 5
+    for _ in range(3):
+        decoded = frame.decode_content(stream, offset, len(stream), 0)
+        assert decoded is not None
+        offset = decoded[4]
+    assert offset == len(stream) - 8
+    assert frame.decode_content(stream, offset, len(stream), 0) is None  # a heartbeat
+
+
+def test_decode_content_needs_every_byte() -> None:
+    wire, _, _ = _delivery(body=b"b" * 300, frame_max=4096, headers={"k": 1})
+    for cut in range(len(wire)):
+        # "Need more bytes": also when the bytes past ``end`` are there in the buffer.
+        assert frame.decode_content(wire, 0, cut, 4096) is None
+        assert frame.decode_content(wire[:cut], 0, cut, 4096) is None
+    assert frame.decode_content(wire, 0, len(wire), 4096) is not None
+
+
+def test_decode_content_declines_what_it_does_not_handle() -> None:
+    wire, _, _ = _delivery(channel=1, body=b"abc")
+    other, _, _ = _delivery(channel=2, body=b"abc")
+    ack = frame.encode_method_frame(1, spec.Basic.Ack(delivery_tag=1))
+    assert frame.decode_content(ack + wire, 0, len(ack) + len(wire)) is None
+    # A frame of another channel between the method and the header: frame by frame.
+    method_len = frame.parse_frame_header(wire, 0, len(wire))[3] + 1  # type: ignore[index]
+    interleaved = wire[:method_len] + other + wire[method_len:]
+    assert frame.decode_content(interleaved, 0, len(interleaved)) is None
+    # Body frames larger than the body size the header announced.
+    header_end = frame.parse_frame_header(wire, method_len, len(wire))[3]  # type: ignore[index]
+    longer = bytearray(wire)
+    struct.pack_into(">I", longer, header_end + 4, 4)
+    longer[header_end + 11 : header_end + 11] = b"d"
+    assert frame.decode_content(bytes(longer), 0, len(longer)) is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        "method end octet",
+        "header end octet",
+        "body end octet",
+        "header weight",
+        "header class",
+        "frame_max",
+    ],
+)
+def test_decode_content_leaves_bad_framing_to_the_per_frame_path(mutate: str) -> None:
+    wire, _, _ = _delivery(body=b"abc", content_type="t")
+    method_end = frame.parse_frame_header(wire, 0, len(wire))[3]  # type: ignore[index]
+    header_end = frame.parse_frame_header(wire, method_end + 1, len(wire))[3]  # type: ignore[index]
+    buf = bytearray(wire)
+    frame_max = 0
+    if mutate == "method end octet":
+        buf[method_end] = 0
+    elif mutate == "header end octet":
+        buf[header_end] = 0
+    elif mutate == "body end octet":
+        buf[-1] = 0
+    elif mutate == "header weight":
+        buf[method_end + 10] = 1
+    elif mutate == "header class":
+        buf[method_end + 9] = 50
+    else:
+        frame_max = method_end  # the method frame is one byte too long for it
+    assert frame.decode_content(bytes(buf), 0, len(buf), frame_max) is None
+    with pytest.raises(AMQPCodecError):
+        _walk_frames(bytes(buf), frame_max)
+
+
+def _walk_frames(buf: bytes, frame_max: int) -> None:
+    """Parse every frame of ``buf`` the slow way, decoding content headers."""
+    offset = 0
+    while offset < len(buf):
+        located = frame.parse_frame_header(buf, offset, len(buf), frame_max)
+        assert located is not None
+        if located[0] == spec.FRAME_HEADER:
+            frame.decode_header_payload(buf, located[2], located[3])
+        offset = located[3] + 1
+
+
+def test_decode_content_raises_on_malformed_payloads() -> None:
+    wire, _, _ = _delivery(body=b"abc", headers={"k": "v"})
+    method_end = frame.parse_frame_header(wire, 0, len(wire))[3]  # type: ignore[index]
+    # The consumer tag's length runs past the method frame.
+    bad_method = bytearray(wire)
+    bad_method[11] = 200
+    with pytest.raises(AMQPCodecError) as info:
+        frame.decode_content(bytes(bad_method), 0, len(bad_method))
+    assert type(info.value) is AMQPCodecError
+    assert info.value.reply_code == 502
+    # The headers table's length runs past the content header.
+    bad_props = bytearray(wire)
+    struct.pack_into(">I", bad_props, method_end + 1 + 7 + 14, 1000)
+    with pytest.raises(AMQPCodecError) as info:
+        frame.decode_content(bytes(bad_props), 0, len(bad_props))
+    assert info.value.reply_code == 502
+    assert "headers" in str(info.value)
+    # A property flag no property has.
+    bad_flags = bytearray(wire)
+    bad_flags[method_end + 1 + 7 + 13] |= 0x02
+    with pytest.raises(AMQPCodecError):
+        frame.decode_content(bytes(bad_flags), 0, len(bad_flags))
+
+
+def test_decode_content_takes_a_continued_flag_word() -> None:
+    wire, _, properties = _delivery(body=b"abc", delivery_mode=2)
+    method_end = frame.parse_frame_header(wire, 0, len(wire))[3]  # type: ignore[index]
+    buf = bytearray(wire)
+    flags_at = method_end + 1 + 7 + 12
+    buf[flags_at + 1] |= 0x01  # another flag word follows: an empty one
+    buf[flags_at + 2 : flags_at + 2] = b"\x00\x00"
+    struct.pack_into(">I", buf, method_end + 4, 2 + 14 + 1)
+    decoded = frame.decode_content(bytes(buf), 0, len(buf))
+    assert decoded is not None
+    assert decoded[2] == properties
+
+
+@pytest.mark.parametrize(
+    ("body", "frame_max"),
+    [(b"", 131072), (b"x" * 64, 131072), (b"x" * 64, 0), (b"y" * 5000, 4096), (b"z" * 70000, 0)],
+)
+def test_encode_content_equals_encode_message(body: bytes, frame_max: int) -> None:
+    method = spec.Basic.Publish(exchange="amq.direct", routing_key="bench", mandatory=True)
+    props = spec.BasicProperties(content_type="application/json", headers={"a": 1}, message_id="m")
+    fused = frame.encode_content(3, method, props, body, frame_max)
+    pieces = frame.encode_message(3, frame.encode_method_frame(3, method), props, body, frame_max)
+    assert b"".join(bytes(p) for p in fused) == b"".join(bytes(p) for p in pieces)
+    assert len(fused) == len(pieces)
+
+
+def test_encode_content_refuses() -> None:
+    props = spec.BasicProperties()
+    with pytest.raises(ValueError, match="does not carry content"):
+        frame.encode_content(1, spec.Basic.Ack(), props, b"", 0)
+    with pytest.raises(ValueError, match="below the minimum"):
+        frame.encode_content(1, spec.Basic.Publish(), props, b"x", 100)
+    with pytest.raises(AMQPEncodeError):
+        frame.encode_content(1, spec.Basic.Publish(exchange="e" * 256), props, b"x", 0)

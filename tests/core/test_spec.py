@@ -638,3 +638,111 @@ def test_properties_wire_matches_pika() -> None:
     assert sparse.pack() == b"".join(
         pika_spec.BasicProperties(content_type="", delivery_mode=1).encode()
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Per-flag-word property decoders and the short-string cache
+# --------------------------------------------------------------------------------------------
+
+
+def _every_property() -> spec.BasicProperties:
+    return spec.BasicProperties(
+        content_type="ct",
+        content_encoding="ce",
+        headers={"a": 1, "b": "two", "c": [1, "x"], "d": {"e": None}},
+        delivery_mode=2,
+        priority=9,
+        correlation_id="cid",
+        reply_to="rt",
+        expiration="60000",
+        message_id="mid",
+        timestamp=1_700_000_000,
+        type="t",
+        user_id="guest",
+        app_id="app",
+        cluster_id="cl",
+    )
+
+
+def test_properties_decoders_match_the_checked_codec() -> None:
+    full = _every_property()
+    names = [name for name, _, _ in spec.BasicProperties._PROPERTIES]
+    # Every single property, every pair of adjacent ones, all but one, and all.
+    subsets = [[n] for n in names] + [names[i : i + 2] for i in range(len(names) - 1)]
+    subsets += [[n for n in names if n != skip] for skip in names] + [names]
+    for subset in subsets:
+        props = spec.BasicProperties(**{n: getattr(full, n) for n in subset})
+        packed = props.pack()
+        flags = struct.unpack_from(">H", packed)[0]
+        decoder = spec.BasicProperties._decoder(flags)
+        assert decoder(spec.BasicProperties, packed, 2, len(packed)) == props
+        assert spec.BasicProperties.unpack(packed, 0, len(packed)) == props
+        assert spec.BasicProperties._unpack_checked(packed, 0, len(packed)) == props
+        # Within a larger buffer, it reads only its bounds.
+        framed = b"\xaa" * 3 + packed + b"\xbb" * 300
+        assert spec.BasicProperties.unpack(framed, 3, 3 + len(packed)) == props
+        for cut in range(2, len(packed)):
+            # Truncated at every point (with the rest of the buffer still there).
+            with pytest.raises(AMQPCodecError):
+                spec.BasicProperties.unpack(framed, 3, 3 + cut)
+        with pytest.raises(AMQPCodecError):
+            spec.BasicProperties.unpack(packed + b"\x00", 0, len(packed) + 1)
+
+
+def test_properties_decoder_for_undefined_flags_always_raises() -> None:
+    for flags in (0x0001, 0x0002, 0x8003):
+        with pytest.raises(ValueError, match="continued or undefined"):
+            spec.BasicProperties._decoder(flags)(spec.BasicProperties, b"\x00" * 8, 0, 8)
+    with pytest.raises(AMQPCodecError, match="undefined properties"):
+        spec.BasicProperties.unpack(b"\x00\x02", 0, 2)
+
+
+def test_properties_decoder_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spec.BasicProperties, "_DECODERS", {})
+    monkeypatch.setattr(amqp_object, "_DECODER_CACHE_SIZE", 2)
+    for flags in (0x8000, 0x4000, 0x1000):
+        assert spec.BasicProperties._decoder(flags) is not None
+    assert set(spec.BasicProperties._DECODERS) == {0x8000, 0x4000}
+    # Past the bound the decoder is still right, just not kept.
+    packed = spec.BasicProperties(delivery_mode=1).pack()
+    assert spec.BasicProperties.unpack(packed, 0, len(packed)).delivery_mode == 1
+
+
+def test_properties_subclass_decodes_as_itself() -> None:
+    class Mine(spec.BasicProperties):
+        __slots__ = ()
+
+    packed = spec.BasicProperties(app_id="a").pack()
+    decoded = Mine.unpack(packed, 0, len(packed))
+    assert type(decoded) is Mine
+    assert decoded.app_id == "a"
+
+
+def test_cached_short_strings_keep_the_checked_errors_and_leniency() -> None:
+    # A cached property or publish argument over 255 bytes is refused, naming the field.
+    with pytest.raises(ShortStringTooLong, match="content_type"):
+        spec.BasicProperties(content_type="c" * 256).pack()
+    with pytest.raises(ShortStringTooLong, match="routing_key"):
+        spec.Basic.Publish(routing_key="r" * 256).pack()
+    assert "c" * 256 not in spec._SHORTSTRS
+    # pika's leniency: bytes for a short string, an int-like delivery mode.
+    lenient = spec.BasicProperties(content_type=b"text/plain", app_id="é")  # type: ignore[arg-type]
+    assert spec.BasicProperties.unpack(lenient.pack(), 0, len(lenient.pack())).content_type == (
+        "text/plain"
+    )
+    assert spec.BasicProperties(app_id="é").pack() == b"\x00\x08\x02\xc3\xa9"
+    assert spec._SHORTSTRS["é"] == b"\x02\xc3\xa9"
+    with pytest.raises(AMQPEncodeError, match="delivery_mode"):
+        spec.BasicProperties(delivery_mode=256).pack()
+    with pytest.raises(AMQPEncodeError, match="delivery_mode"):
+        spec.BasicProperties(delivery_mode=-1).pack()
+    assert spec.BasicProperties(delivery_mode=True).pack() == b"\x10\x00\x01"
+
+
+def test_short_string_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spec, "_SHORTSTRS", {})
+    monkeypatch.setattr(spec, "_SHORTSTRS_SIZE", 2)
+    for name in ("a", "b", "c"):
+        method = spec.Basic.Publish(exchange=name, routing_key=name)
+        assert method.pack() == method._pack_checked()
+    assert set(spec._SHORTSTRS) == {"a", "b"}

@@ -21,13 +21,13 @@ from __future__ import annotations
 import calendar
 import operator
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import ClassVar, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
 from amqp_core._types import Buffer
-from amqp_core.data import pack_table, unpack_table
+from amqp_core.data import pack_table, unpack_table, unpack_table_entries
 from amqp_core.exceptions import AMQPCodecError, AMQPEncodeError, ShortStringTooLong
 
 __all__ = ("AMQPObject", "Class", "Method", "Properties")
@@ -49,6 +49,19 @@ _LENGTH_SHORT = struct.Struct(">B")
 _LENGTH_LONG = struct.Struct(">I")
 _FLAGS = struct.Struct(">H")
 _METHOD_ID = struct.Struct(">I")
+
+#: A property-list decoder specialised for one flag word (see :meth:`Properties._decoder`):
+#: ``decoder(cls, data, offset, end)`` with ``data`` a ``bytes`` and ``offset`` just after the
+#: flag word. It returns the instance, or raises any exception on malformed input (the caller
+#: then hands over to the checking codec, which names the fault).
+PropertiesDecoder: TypeAlias = Callable[[type[Any], bytes, int, int], Any]
+
+#: How many flag combinations per property class get a decoder of their own. Applications use
+#: a handful; past the bound (a peer sending every combination) the checking codec decodes.
+_DECODER_CACHE_SIZE = 512
+
+#: Struct format of each fixed-size kind, for the decoders built by ``Properties._decoder``.
+_FIXED_FORMATS = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}
 
 
 class AMQPObject:
@@ -248,6 +261,8 @@ class Properties(AMQPObject):
     INDEX: ClassVar[int] = 0
     #: ``(attribute name, field kind, flag bit)`` of each property, in wire order.
     _PROPERTIES: ClassVar[tuple[tuple[str, str, int], ...]] = ()
+    #: The decoders built so far, by flag word; each generated class has its own dict.
+    _DECODERS: ClassVar[dict[int, PropertiesDecoder]] = {}
 
     def _field_names(self) -> tuple[str, ...]:
         return tuple(name for name, _, _ in self._PROPERTIES)
@@ -288,6 +303,28 @@ class Properties(AMQPObject):
         for name, _, _ in self._PROPERTIES:
             setattr(self, name, getattr(decoded, name))
         return self
+
+    @classmethod
+    def _decoder(cls, flags: int) -> PropertiesDecoder:
+        """Return the decoder specialised for the flag word ``flags``, building it once.
+
+        The decoder reads exactly the properties ``flags`` names, straight-line: adjacent
+        fixed-size values (and the length in front of a following string or table) are read
+        with one precompiled struct, and there is no per-property test. A flag word with a
+        continuation bit or a flag no property has gets a decoder that always raises, so that
+        the checking codec handles it. Decoders are cached in ``cls._DECODERS`` up to
+        :data:`_DECODER_CACHE_SIZE` flag words; past that they are built but not kept, and
+        the generated ``unpack`` uses the checking codec instead.
+        """
+        cached = cls._DECODERS.get(flags)
+        if cached is not None:
+            return cached
+        source, namespace = _decoder_source(cls._PROPERTIES, flags)
+        exec(compile(source, f"<{cls.NAME} decoder 0x{flags:04X}>", "exec"), namespace)
+        decoder: PropertiesDecoder = namespace["decode"]
+        if len(cls._DECODERS) < _DECODER_CACHE_SIZE:
+            cls._DECODERS[flags] = decoder
+        return decoder
 
     def _pack_checked(self) -> bytes:
         """Encode by walking ``_PROPERTIES``: lenient about types, precise about errors."""
@@ -334,6 +371,75 @@ class Properties(AMQPObject):
             setattr(instance, name, value)
         reader.finish()
         return instance
+
+
+def _decoder_source(
+    properties: tuple[tuple[str, str, int], ...], flags: int
+) -> tuple[str, dict[str, Any]]:
+    """Return the source of the decoder for ``flags`` and the namespace it runs in."""
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_entries": unpack_table_entries,
+        "ValueError": ValueError,
+    }
+    lines = ["def decode(cls, data, o, stop):"]
+    known = 0
+    for _, _, flag in properties:
+        known |= flag
+    if flags & ~known or flags & 1:
+        lines.append("    raise ValueError('continued or undefined property flags')")
+        return "\n".join(lines) + "\n", namespace
+    run_fmt = ""
+    run_targets: list[str] = []
+
+    def flush() -> None:
+        nonlocal run_fmt, run_targets
+        if not run_fmt:
+            return
+        if run_fmt == "B":
+            lines.append(f"    {run_targets[0]} = data[o]")
+            lines.append("    o += 1")
+        else:
+            struct_name = f"_S_{run_fmt}"
+            namespace[struct_name] = struct.Struct(">" + run_fmt).unpack_from
+            lines.append(f"    {', '.join(run_targets)}, = {struct_name}(data, o)")
+            lines.append(f"    o += {struct.calcsize('>' + run_fmt)}")
+        run_fmt, run_targets = "", []
+
+    present = [(name, kind) for name, kind, flag in properties if flags & flag]
+    for name, kind in present:
+        local = f"v_{name}"
+        if kind == "bit":
+            lines.append(f"    {local} = True")
+        elif kind in _FIXED_FORMATS:
+            run_fmt += _FIXED_FORMATS[kind]
+            run_targets.append(local)
+        elif kind in ("shortstr", "longstr", "table"):
+            run_fmt += "B" if kind == "shortstr" else "I"
+            run_targets.append("n")
+            flush()
+            lines.append("    e = o + n")
+            if kind == "shortstr":
+                lines.append(f"    {local} = data[o:e].decode()")
+            elif kind == "longstr":
+                lines.append("    if e > stop:")
+                lines.append("        raise ValueError('long string overruns the properties')")
+                lines.append(f"    {local} = data[o:e]")
+            else:
+                lines.append("    if e > stop:")
+                lines.append("        raise ValueError('table overruns the properties')")
+                lines.append(f"    {local} = _entries(data, o, e) if n else {{}}")
+            lines.append("    o = e")
+        else:  # pragma: no cover - the generator only emits the kinds above
+            raise AssertionError(kind)
+    flush()
+    lines.append("    if o != stop:")
+    lines.append("        raise ValueError('properties do not fill the payload')")
+    lines.append("    inst = _new(cls)")
+    for name, _, flag in properties:
+        lines.append(f"    inst.{name} = {f'v_{name}' if flags & flag else 'None'}")
+    lines.append("    return inst")
+    return "\n".join(lines) + "\n", namespace
 
 
 def _encode_field(owner: str, name: str, kind: str, value: object) -> bytes:

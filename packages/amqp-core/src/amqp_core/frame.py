@@ -14,6 +14,10 @@ The lower-level functions (:func:`parse_frame_header`, :func:`decode_method_payl
 :func:`decode_header_payload`) are what an engine uses on its hot path; :func:`parse_frame`
 composes them into the pika-compatible frame objects (:class:`Method`, :class:`Header`,
 :class:`Body`, :class:`Heartbeat`, :class:`ProtocolHeader`).
+
+Two fused entry points serve whole messages: :func:`decode_content` decodes a content-carrying
+method, its content header and its body frames in one call when they all lie in the buffer, and
+:func:`encode_content` encodes a method, its properties and its body into frames in one call.
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ __all__ = (
     "Heartbeat",
     "Method",
     "ProtocolHeader",
+    "decode_content",
     "decode_frame",
     "decode_header_payload",
     "decode_method_payload",
+    "encode_content",
     "encode_heartbeat",
     "encode_message",
     "encode_method_frame",
@@ -64,6 +70,14 @@ _METHOD_ID = struct.Struct(">I")
 _METHOD_FRAME_START = struct.Struct(">BHII")
 _CONTENT_HEADER = struct.Struct(">HHQ")
 _HEADER_FRAME_START = struct.Struct(">BHIHHQ")
+# The fused message codec reads across frame boundaries: the end octet of one frame as one
+# short with the type of the next; the class id and weight of a content header as one long.
+# Method frame: type, channel, size, method index.
+_METHOD_HEAD = struct.Struct(">BHII")
+# Method frame end + header frame type, channel, size, class + weight, body size, flags.
+_HEADER_HEAD = struct.Struct(">HHIIQH")
+# Header frame end + body frame type, channel, size.
+_BODY_HEAD = struct.Struct(">HHI")
 _HEARTBEAT = _FRAME_HEADER.pack(spec.FRAME_HEARTBEAT, 0, 0) + FRAME_END_BYTE
 _PROTOCOL_VERSION = struct.Struct("BBB")
 
@@ -344,7 +358,9 @@ def encode_message(
     return pieces
 
 
-def parse_protocol_header(buf: Buffer, offset: int = 0, end: int | None = None) -> ProtocolHeader | None:
+def parse_protocol_header(
+    buf: Buffer, offset: int = 0, end: int | None = None
+) -> ProtocolHeader | None:
     """Parse the 8-octet protocol header a client opens a connection with.
 
     Args:
@@ -361,11 +377,15 @@ def parse_protocol_header(buf: Buffer, offset: int = 0, end: int | None = None) 
     stop = len(buf) if end is None else end
     if stop - offset < len(PROTOCOL_HEADER):
         if bytes(buf[offset:stop]) != PROTOCOL_HEADER[: stop - offset]:
-            raise ProtocolVersionMismatch(f"not an AMQP protocol header: {bytes(buf[offset:stop])!r}")
+            raise ProtocolVersionMismatch(
+                f"not an AMQP protocol header: {bytes(buf[offset:stop])!r}"
+            )
         return None
     head = bytes(buf[offset : offset + 5])
     if head != b"AMQP\x00":
-        raise ProtocolVersionMismatch(f"not an AMQP protocol header: {bytes(buf[offset : offset + 8])!r}")
+        raise ProtocolVersionMismatch(
+            f"not an AMQP protocol header: {bytes(buf[offset : offset + 8])!r}"
+        )
     return ProtocolHeader(*_PROTOCOL_VERSION.unpack_from(buf, offset + 5))
 
 
@@ -425,7 +445,9 @@ def decode_method_payload(buf: Buffer, start: int, end: int) -> AMQPMethod:
             method this protocol does not have (540), or its arguments are malformed (502).
     """
     if end - start < 4:
-        raise AMQPCodecError(f"method frame payload of {end - start} bytes has no method id", _SYNTAX_ERROR)
+        raise AMQPCodecError(
+            f"method frame payload of {end - start} bytes has no method id", _SYNTAX_ERROR
+        )
     (index,) = _METHOD_ID.unpack_from(buf, start)
     method_class = spec.methods.get(index)
     if method_class is None:
@@ -460,7 +482,9 @@ def decode_header_payload(buf: Buffer, start: int, end: int) -> tuple[int, int, 
         raise AMQPCodecError(f"content header weight is {weight}, must be zero", _SYNTAX_ERROR)
     props_class = spec.props.get(class_id)
     if props_class is None:
-        raise AMQPCodecError(f"content header for class {class_id}, which has no content", _NOT_IMPLEMENTED)
+        raise AMQPCodecError(
+            f"content header for class {class_id}, which has no content", _NOT_IMPLEMENTED
+        )
     return class_id, body_size, props_class.unpack(buf, start + _CONTENT_HEADER.size, end)
 
 
@@ -529,3 +553,234 @@ def decode_frame(data_in: Buffer, offset: int = 0) -> tuple[int, Frame | Protoco
     frame, next_offset = parsed
     return next_offset - offset, frame
 
+
+# --------------------------------------------------------------------------------------------
+# Whole messages in one call
+# --------------------------------------------------------------------------------------------
+
+# Content-carrying methods by index: the method class, the property class of its content and
+# the class id and weight (zero) its content header must have, as one 32-bit value.
+_CONTENT_METHODS: Final[dict[int, tuple[type[AMQPMethod], type[Properties], int]]] = {
+    index: (method_class, spec.props[index >> 16], index & 0xFFFF0000)
+    for index, method_class in spec.methods.items()
+    if method_class.HAS_CONTENT
+}
+_unpack_method_head = _METHOD_HEAD.unpack_from
+_unpack_header_head = _HEADER_HEAD.unpack_from
+_unpack_body_head = _BODY_HEAD.unpack_from
+_pack_method_head = _FRAME_HEADER.pack
+_pack_header_head = struct.Struct(">BBHIHHQ").pack  # method frame end, then the header frame
+_pack_body_head = struct.Struct(">BBHI").pack  # header frame end, then the body frame's header
+
+
+def decode_content(
+    buf: Buffer, offset: int, end: int, frame_max: int = 0
+) -> tuple[int, AMQPMethod, Properties, bytes, int] | None:
+    """Decode a content-carrying method with its content header and body frames, in one call.
+
+    This is the fast path for deliveries (``Basic.Deliver``, ``Basic.GetOk``, ``Basic.Return``):
+    when the method frame at ``offset`` carries content and its content header and body frames
+    follow it contiguously on the same channel, all of them already received, the three are
+    located with one read across each frame boundary and decoded together. The body is copied
+    once (the body frames joined into one ``bytes``); from a ``bytearray`` or ``memoryview`` the
+    method and header payloads are copied once more, together.
+
+    Anything else returns ``None``, and the caller proceeds frame by frame with
+    :func:`parse_frame_header` and friends, which either wait for more bytes, handle frames of
+    other channels interleaved with the content, or report what is wrong: a frame that is not
+    a content method, a message not yet complete, a frame of another type or channel between
+    the frames of the message, body frames larger than the body size, or malformed framing
+    (a wrong end octet, a frame over ``frame_max``, a content header of the wrong class or
+    with a non-zero weight).
+
+    Args:
+        buf: the receive buffer.
+        offset: where the method frame starts.
+        end: where the received bytes end.
+        frame_max: the negotiated maximum frame size, or 0 for no limit.
+
+    Returns:
+        ``(channel, method, properties, body, next_offset)``, or ``None`` as above.
+
+    Raises:
+        AMQPCodecError: the method's arguments or the property list are malformed, exactly as
+            :func:`decode_method_payload` and :func:`decode_header_payload` raise for them.
+    """
+    if end - offset < 11:
+        return None
+    frame_type, channel, size, index = _unpack_method_head(buf, offset)
+    content = _CONTENT_METHODS.get(index)
+    if content is None or frame_type != 1:
+        return None
+    method_class, props_class, class_and_weight = content
+    size_limit = frame_max - FRAME_OVERHEAD if frame_max else 0xFFFFFFFF
+    method_end = offset + 7 + size
+    header_start = method_end + 8
+    # The header frame's payload is at least 14 bytes: class, weight, body size, flags.
+    if header_start + 14 > end or size > size_limit:
+        return None
+    # The end octet of the method frame and the type of the header frame are read as one
+    # short, the class id and the (zero) weight as one long.
+    end_and_type, header_channel, size, class_weight, body_size, flags = _unpack_header_head(
+        buf, method_end
+    )
+    header_end = header_start + size
+    if (
+        end_and_type != 0xCE02
+        or class_weight != class_and_weight
+        or header_channel != channel
+        or header_end >= end
+        or size < 14
+        or size > size_limit
+    ):
+        return None
+    if body_size:
+        body_start = header_end + 8
+        if body_start > end:
+            return None
+        end_and_type, body_channel, size = _unpack_body_head(buf, header_end)
+        body_end = body_start + size
+        if (
+            size != body_size
+            or end_and_type != 0xCE03
+            or body_channel != channel
+            or body_end >= end
+            or buf[body_end] != 206
+            or size > size_limit
+        ):
+            if end_and_type != 0xCE03 or size >= body_size:
+                return None
+            # The body comes in several frames.
+            gathered = _gather_body(buf, header_end + 1, end, channel, body_size, frame_max)
+            if gathered is None:
+                return None
+            body, next_offset = gathered
+        else:
+            body = (
+                buf[body_start:body_end] if type(buf) is bytes else bytes(buf[body_start:body_end])
+            )
+            next_offset = body_end + 1
+    else:
+        if buf[header_end] != 206:
+            return None
+        body_start = header_end
+        body = b""
+        next_offset = header_end + 1
+    if type(buf) is bytes:
+        data = buf
+    else:
+        # One copy of the method and header frames: the decoders read bytes fastest.
+        data = bytes(buf[offset:body_start])
+        method_end -= offset
+        header_start -= offset
+        header_end -= offset
+        offset = 0
+    method = method_class.unpack(data, offset + 11, method_end)
+    try:
+        decoder = props_class._DECODERS.get(flags) or props_class._decoder(flags)
+        props = decoder(props_class, data, header_start + 14, header_end)
+    except Exception:
+        # A continued flag word, or malformed: the class's own decoder decodes or reports it.
+        props = props_class.unpack(data, header_start + 12, header_end)
+    return channel, method, props, body, next_offset
+
+
+def _gather_body(
+    buf: Buffer, offset: int, end: int, channel: int, body_size: int, frame_max: int
+) -> tuple[bytes, int] | None:
+    """Join the body frames at ``offset`` into the body; None unless all are there, sound."""
+    view = memoryview(buf)
+    pieces = []
+    remaining = body_size
+    while remaining:
+        if offset + 7 > end:
+            return None
+        frame_type, body_channel, size = _FRAME_HEADER.unpack_from(buf, offset)
+        start = offset + 7
+        stop = start + size
+        if (
+            frame_type != 3
+            or body_channel != channel
+            or size > remaining
+            or stop >= end
+            or buf[stop] != 206
+            or (frame_max and size + 8 > frame_max)
+        ):
+            return None
+        pieces.append(view[start:stop])
+        remaining -= size
+        offset = stop + 1
+    return b"".join(pieces), offset
+
+
+def encode_content(
+    channel_number: int,
+    method: AMQPMethod,
+    properties: Properties,
+    body: bytes | bytearray | memoryview,
+    frame_max: int,
+) -> list[Buffer]:
+    """Encode a content-carrying method, its content header and its body, in one call.
+
+    The same frames as ``encode_message(channel_number, encode_method_frame(channel_number,
+    method), properties, body, frame_max)``, with the method, header and body of a small
+    message joined into one ``bytes`` at once.
+
+    Args:
+        channel_number: the channel.
+        method: the method, for example a ``spec.Basic.Publish``.
+        properties: the content properties.
+        body: the message body.
+        frame_max: the negotiated maximum frame size, or 0 for no limit.
+
+    Returns:
+        The pieces to write, in order (see :func:`encode_message`).
+
+    Raises:
+        ValueError: ``frame_max`` is below the spec's minimum frame size, or the method does
+            not carry content.
+        AMQPEncodeError: a value of the method or the properties cannot be encoded.
+    """
+    if not method.HAS_CONTENT:
+        raise ValueError(f"{method.NAME} does not carry content")
+    payload = method.pack()
+    props = properties.pack()
+    body_size = len(body)
+    if (
+        body_size > _JOIN_BODY_LIMIT
+        or (frame_max and body_size + FRAME_OVERHEAD > frame_max)
+        or (frame_max and frame_max < spec.FRAME_MIN_SIZE)
+    ):
+        method_frame = b"".join(
+            (_pack_method_head(1, channel_number, len(payload)), payload, FRAME_END_BYTE)
+        )
+        return encode_message(channel_number, method_frame, properties, body, frame_max)
+    header = _pack_header_head(
+        206, 2, channel_number, 12 + len(props), properties.INDEX, 0, body_size
+    )
+    if not body_size:
+        # Spec 4.2.6: a message with an empty body has no body frame at all.
+        return [
+            b"".join(
+                (
+                    _pack_method_head(1, channel_number, len(payload)),
+                    payload,
+                    header,
+                    props,
+                    FRAME_END_BYTE,
+                )
+            )
+        ]
+    return [
+        b"".join(
+            (
+                _pack_method_head(1, channel_number, len(payload)),
+                payload,
+                header,
+                props,
+                _pack_body_head(206, 3, channel_number, body_size),
+                body,
+                FRAME_END_BYTE,
+            )
+        )
+    ]

@@ -18,11 +18,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from enum import Enum, IntEnum
-from typing import Final, cast
+from typing import ClassVar, Final, cast
 
 from amqp_core import amqp_object
 from amqp_core._types import Buffer
-from amqp_core.data import FieldTable, FieldValue, pack_table, unpack_table
+from amqp_core.data import FieldValue, pack_table, unpack_table
 
 __all__ = (
     "ACCESS_REFUSED",
@@ -77,7 +77,6 @@ __all__ = (
 )
 
 # Precompiled structs (network byte order), named by their format.
-_S_B = struct.Struct(">B")
 _S_BB = struct.Struct(">BB")
 _S_H = struct.Struct(">H")
 _S_HB = struct.Struct(">HB")
@@ -98,7 +97,27 @@ _S_QB = struct.Struct(">QB")
 _S_QBB = struct.Struct(">QBB")
 # One-octet strings by value: the length prefix of a short string, a packed bit octet.
 _BYTE: Final = tuple(bytes((i,)) for i in range(256))
+# Octet property values by value; a KeyError hands over to the checked path.
+_OCTETS: Final = {i: _BYTE[i] for i in range(256)}
 _new = object.__new__
+
+# Encoded short strings (length octet + UTF-8) by value, for the fields whose values
+# repeat in real traffic (exchange and routing key of a publish, content type ...).
+# Bounded: once full, further values are encoded every time.
+_SHORTSTRS: Final[dict[str, bytes]] = {}
+_SHORTSTRS_SIZE: Final = 1024
+
+
+def _shortstr(value: str) -> bytes:
+    """Encode a short string for ``_SHORTSTRS``, caching it while there is room."""
+    raw = value.encode()
+    if len(raw) > 255:
+        # The fast paths hand over to the checked codec, which names the field.
+        raise ValueError("short string over 255 bytes")
+    encoded = _BYTE[len(raw)] + raw
+    if type(value) is str and len(_SHORTSTRS) < _SHORTSTRS_SIZE:
+        _SHORTSTRS[value] = encoded
+    return encoded
 
 
 def _enum_int(value: int | Enum | None) -> int | None:
@@ -282,6 +301,7 @@ class BasicProperties(amqp_object.Properties):
         ("app_id", "shortstr", 0x0008),
         ("cluster_id", "shortstr", 0x0004),
     )
+    _DECODERS: ClassVar[dict[int, amqp_object.PropertiesDecoder]] = {}
 
     content_type: str | None
     content_encoding: str | None
@@ -334,19 +354,15 @@ class BasicProperties(amqp_object.Properties):
         """Encode flags and values (see :meth:`amqp_object.Properties.pack`)."""
         try:
             flags = 0
-            chunks: list[bytes] = []
+            chunks: list[bytes] = [b""]  # the flag word, once known
             content_type = self.content_type
             if content_type is not None:
                 flags |= 0x8000
-                raw = content_type.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(content_type) or _shortstr(content_type))
             content_encoding = self.content_encoding
             if content_encoding is not None:
                 flags |= 0x4000
-                raw = content_encoding.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(content_encoding) or _shortstr(content_encoding))
             headers = self.headers
             if headers is not None:
                 flags |= 0x2000
@@ -354,35 +370,29 @@ class BasicProperties(amqp_object.Properties):
             delivery_mode = self.delivery_mode
             if delivery_mode is not None:
                 flags |= 0x1000
-                chunks.append(_S_B.pack(delivery_mode))
+                chunks.append(_OCTETS[delivery_mode])
             priority = self.priority
             if priority is not None:
                 flags |= 0x0800
-                chunks.append(_S_B.pack(priority))
+                chunks.append(_OCTETS[priority])
             correlation_id = self.correlation_id
             if correlation_id is not None:
                 flags |= 0x0400
                 raw = correlation_id.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_BYTE[len(raw)] + raw)
             reply_to = self.reply_to
             if reply_to is not None:
                 flags |= 0x0200
-                raw = reply_to.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(reply_to) or _shortstr(reply_to))
             expiration = self.expiration
             if expiration is not None:
                 flags |= 0x0100
-                raw = expiration.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(expiration) or _shortstr(expiration))
             message_id = self.message_id
             if message_id is not None:
                 flags |= 0x0080
                 raw = message_id.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_BYTE[len(raw)] + raw)
             timestamp = self.timestamp
             if timestamp is not None:
                 flags |= 0x0040
@@ -390,28 +400,21 @@ class BasicProperties(amqp_object.Properties):
             type = self.type
             if type is not None:
                 flags |= 0x0020
-                raw = type.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(type) or _shortstr(type))
             user_id = self.user_id
             if user_id is not None:
                 flags |= 0x0010
-                raw = user_id.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(user_id) or _shortstr(user_id))
             app_id = self.app_id
             if app_id is not None:
                 flags |= 0x0008
-                raw = app_id.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
+                chunks.append(_SHORTSTRS.get(app_id) or _shortstr(app_id))
             cluster_id = self.cluster_id
             if cluster_id is not None:
                 flags |= 0x0004
-                raw = cluster_id.encode()
-                chunks.append(_BYTE[len(raw)])
-                chunks.append(raw)
-            return _S_H.pack(flags) + b"".join(chunks)
+                chunks.append(_SHORTSTRS.get(cluster_id) or _shortstr(cluster_id))
+            chunks[0] = _S_H.pack(flags)
+            return b"".join(chunks)
         except Exception:
             # An unexpected type or range: the checked path accepts what pika accepts (an Enum,
             # a datetime, bytes) and names the property it rejects.
@@ -419,21 +422,11 @@ class BasicProperties(amqp_object.Properties):
 
     @classmethod
     def unpack(cls, buf: Buffer, offset: int, end: int) -> BasicProperties:
-        """Decode ``buf[offset:end]`` (see :meth:`amqp_object.Properties.unpack`)."""
-        content_type: str | None
-        content_encoding: str | None
-        headers: FieldTable | None
-        delivery_mode: int | None
-        priority: int | None
-        correlation_id: str | None
-        reply_to: str | None
-        expiration: str | None
-        message_id: str | None
-        timestamp: int | None
-        type: str | None
-        user_id: str | None
-        app_id: str | None
-        cluster_id: str | None
+        """Decode ``buf[offset:end]`` (see :meth:`amqp_object.Properties.unpack`).
+
+        The decoder for the flag word is built once (:meth:`amqp_object.Properties._decoder`):
+        it reads just the properties that are present, with no per-property test.
+        """
         try:
             if isinstance(buf, bytes):
                 data = buf
@@ -447,130 +440,12 @@ class BasicProperties(amqp_object.Properties):
                 o = 0
                 stop = end - offset
             flags = data[o] << 8 | data[o + 1]
-            o += 2
-            if flags & 0x0003:
-                # A continued flag word (spec 4.2.6.1) or a flag no property has: the checked path
-                # handles the former and rejects the latter.
-                return cls._unpack_checked(buf, offset, end)
-            if flags & 0x8000:
-                n = data[o]
-                o += 1
-                e = o + n
-                content_type = data[o:e].decode()
-                o = e
-            else:
-                content_type = None
-            if flags & 0x4000:
-                n = data[o]
-                o += 1
-                e = o + n
-                content_encoding = data[o:e].decode()
-                o = e
-            else:
-                content_encoding = None
-            if flags & 0x2000:
-                headers, o = unpack_table(data, o, stop)
-            else:
-                headers = None
-            if flags & 0x1000:
-                delivery_mode = data[o]
-                o += 1
-            else:
-                delivery_mode = None
-            if flags & 0x0800:
-                priority = data[o]
-                o += 1
-            else:
-                priority = None
-            if flags & 0x0400:
-                n = data[o]
-                o += 1
-                e = o + n
-                correlation_id = data[o:e].decode()
-                o = e
-            else:
-                correlation_id = None
-            if flags & 0x0200:
-                n = data[o]
-                o += 1
-                e = o + n
-                reply_to = data[o:e].decode()
-                o = e
-            else:
-                reply_to = None
-            if flags & 0x0100:
-                n = data[o]
-                o += 1
-                e = o + n
-                expiration = data[o:e].decode()
-                o = e
-            else:
-                expiration = None
-            if flags & 0x0080:
-                n = data[o]
-                o += 1
-                e = o + n
-                message_id = data[o:e].decode()
-                o = e
-            else:
-                message_id = None
-            if flags & 0x0040:
-                (timestamp,) = _S_Q.unpack_from(data, o)
-                o += 8
-            else:
-                timestamp = None
-            if flags & 0x0020:
-                n = data[o]
-                o += 1
-                e = o + n
-                type = data[o:e].decode()
-                o = e
-            else:
-                type = None
-            if flags & 0x0010:
-                n = data[o]
-                o += 1
-                e = o + n
-                user_id = data[o:e].decode()
-                o = e
-            else:
-                user_id = None
-            if flags & 0x0008:
-                n = data[o]
-                o += 1
-                e = o + n
-                app_id = data[o:e].decode()
-                o = e
-            else:
-                app_id = None
-            if flags & 0x0004:
-                n = data[o]
-                o += 1
-                e = o + n
-                cluster_id = data[o:e].decode()
-                o = e
-            else:
-                cluster_id = None
+            decoder = cls._DECODERS.get(flags) or cls._decoder(flags)
+            inst: BasicProperties = decoder(cls, data, o + 2, stop)
         except Exception:
-            # Truncated or malformed: the checked path finds and names the fault.
+            # Truncated or malformed, a continued flag word, or more flag words than are cached:
+            # the checked path decodes, or finds and names the fault.
             return cls._unpack_checked(buf, offset, end)
-        if o != stop:
-            return cls._unpack_checked(buf, offset, end)
-        inst = _new(cls)
-        inst.content_type = content_type
-        inst.content_encoding = content_encoding
-        inst.headers = headers
-        inst.delivery_mode = delivery_mode
-        inst.priority = priority
-        inst.correlation_id = correlation_id
-        inst.reply_to = reply_to
-        inst.expiration = expiration
-        inst.message_id = message_id
-        inst.timestamp = timestamp
-        inst.type = type
-        inst.user_id = user_id
-        inst.app_id = app_id
-        inst.cluster_id = cluster_id
         return inst
 
 
@@ -3932,13 +3807,12 @@ class Basic(amqp_object.Class):
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
             try:
-                exchange = self.exchange.encode()
-                routing_key = self.routing_key.encode()
+                exchange = _SHORTSTRS.get(self.exchange) or _shortstr(self.exchange)
+                routing_key = _SHORTSTRS.get(self.routing_key) or _shortstr(self.routing_key)
                 return b"".join(
                     (
-                        _S_IHB.pack(0x003C0028, self.ticket, len(exchange)),
+                        _S_IH.pack(0x003C0028, self.ticket),
                         exchange,
-                        _BYTE[len(routing_key)],
                         routing_key,
                         _BYTE[(1 if self.mandatory else 0) | (2 if self.immediate else 0)],
                     )
