@@ -1,9 +1,16 @@
 """asyncio and trio (anyio) RabbitMQ client on amqp-core.
 
-The adapter is not written yet; this package fixes its name, its dependencies and its place
-in the monorepo.
+Today it holds :class:`AsyncioConnection`, amqp_core's callback-style connection (pika's API) on
+an asyncio event loop, also importable from :mod:`amqp_asyncio.asyncio_connection`, pika's
+module path.
 """
 
 from amqp_asyncio._version import __version__
+from amqp_asyncio.asyncio_connection import AsyncioConnection
+from amqp_asyncio.io_services import AsyncioIOServices
 
-__all__ = ("__version__",)
+__all__ = (
+    "AsyncioConnection",
+    "AsyncioIOServices",
+    "__version__",
+)
