@@ -409,6 +409,10 @@ def _method_pack(w: Writer, indent: int, method: MethodSpec) -> None:
         result = f"{pieces[0]} + {pieces[1]}"
     else:
         result = f"b''.join(({', '.join(pieces)}))"
+    if all(field.kind == "bit" for field in method.fields):
+        # Bits take any value (its truth), so this path cannot fail and needs no fallback.
+        w(indent + 1, f"return {result}")
+        return
     w(indent + 1, "try:")
     for line in body:
         w(indent + 2, line)
@@ -768,6 +772,8 @@ def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
     body(1, '"""Return whether the method with this index is followed by content frames."""')
     body(1, "return index in _CONTENT_METHODS")
     public += ["methods", "props", "has_content"]
+    # pika's spec module re-exports these two enums (pika.spec.DeliveryMode, .ExchangeType).
+    public += ["DeliveryMode", "ExchangeType"]
 
     # Head of the module: written last, since it lists the structs the bodies asked for.
     # The header line is longer than the line limit, hence its noqa.
@@ -778,7 +784,7 @@ def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
     w()
     w(0, "pika-compatible (``pika.spec``): ``spec.Basic.Publish``, ``spec.BasicProperties``,")
     w(0, "``spec.methods``, ``spec.props``, ``spec.has_content`` and the constants keep pika's")
-    w(0, "names.")
+    w(0, "names, and ``spec.DeliveryMode`` and ``spec.ExchangeType`` are re-exported as in pika.")
     w(0, "Each method and property class has ``pack()`` (to wire bytes) and ``unpack(buf, offset,")
     w(0, "end)`` (from wire bytes), specialised per class; see :mod:`amqp_core.amqp_object` for")
     w(0, "their contracts and the checking codec they fall back to. Regenerate with")
@@ -798,6 +804,8 @@ def render_unformatted(raw: bytes, source_name: str = SPEC_FILE_NAME) -> str:
     w(0, "from amqp_core import amqp_object")
     w(0, "from amqp_core._types import Buffer")
     w(0, "from amqp_core.data import FieldValue, pack_table, unpack_table")
+    w(0, "from amqp_core.delivery_mode import DeliveryMode")
+    w(0, "from amqp_core.exchange_type import ExchangeType")
     w()
     w(0, f"__all__ = ({''.join(repr(n) + ', ' for n in sorted(public, key=_all_sort_key))})")
     w()

@@ -788,3 +788,82 @@ def test_malformed_arrays() -> None:
         pack_array({"not": "a list"})  # type: ignore[arg-type]
     with pytest.raises(AMQPEncodeError, match="surrogates not allowed"):
         pack_array(["\ud800"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases of the pika-style functions and of the decoder at the end of the buffer
+# ---------------------------------------------------------------------------------------------
+
+
+def test_long_string_repr_says_what_it_is() -> None:
+    value = LongString(b"\xff\x00")
+    assert repr(value) == "LongString(b'\\xff\\x00')"
+    assert str(value) == repr(value)
+
+
+def test_key_that_is_not_utf8_encodable() -> None:
+    with pytest.raises(AMQPEncodeError, match="field table key") as info:
+        pack_table({"\ud800": 1})
+    assert type(info.value) is AMQPEncodeError
+    assert "UTF-8" in str(info.value)
+
+
+def test_type_error_from_the_callers_mapping_is_not_disguised() -> None:
+    # A TypeError raised by the mapping itself (not by a bad key) reaches the caller as it is.
+    class Broken(OrderedDict[str, Any]):
+        def items(self) -> Any:
+            yield "a", 1
+            raise TypeError("broken mapping")
+
+    with pytest.raises(TypeError, match="broken mapping") as info:
+        pack_table(Broken(a=1))
+    assert not isinstance(info.value, UnsupportedAMQPFieldException)
+
+
+@pytest.mark.parametrize(
+    ("body", "tag"),
+    [(b"\x01aS\x00", "S"), (b"\x01aI\x00", "I"), (b"\x01al\x00\x00", "l"), (b"\x01at", "t")],
+)
+def test_value_truncated_at_the_very_end_of_the_buffer(body: bytes, tag: str) -> None:
+    # The table's length is right, but its last value needs bytes the buffer does not have.
+    wire = struct.pack(">I", len(body)) + body
+    for buf in (wire, bytearray(wire), memoryview(wire)):
+        with pytest.raises(AMQPCodecError) as info:
+            unpack_table(buf, 0, len(wire))
+        assert type(info.value) is AMQPCodecError
+        assert info.value.reply_code == 502
+        assert f"field table truncated in field 'a' (type '{tag}')" in info.value.reason
+
+
+def test_encode_value_names_a_value_it_cannot_encode() -> None:
+    with pytest.raises(AMQPEncodeError, match="cannot encode") as info:
+        encode_value([], "\ud800")
+    assert "UTF-8" in str(info.value) or "utf-8" in str(info.value)
+    pieces: list[bytes] = []
+    with pytest.raises(AMQPEncodeError):
+        encode_value(pieces, 2**64)
+    assert pieces == []
+
+
+def test_decode_value_refuses_a_negative_offset() -> None:
+    with pytest.raises(AMQPCodecError, match="negative") as info:
+        decode_value(b"I\x00\x00\x00\x01", -1)
+    assert info.value.reply_code == 502
+
+
+def test_encode_short_string_refuses_what_it_cannot_encode() -> None:
+    pieces: list[bytes] = []
+    with pytest.raises(AMQPEncodeError, match="UTF-8") as info:
+        encode_short_string(pieces, "\ud800")
+    assert type(info.value) is AMQPEncodeError
+    with pytest.raises(UnsupportedAMQPFieldException, match="str or bytes, not int"):
+        encode_short_string(pieces, 5)  # type: ignore[arg-type]
+    assert pieces == []
+    assert encode_short_string(pieces, b"ab") == 3
+    assert pieces == [b"\x02", b"ab"]
+
+
+def test_decode_short_string_from_a_memoryview_of_another_format() -> None:
+    raw = bytearray(b"\x00\x03abc\x00")  # 6 bytes: three unsigned shorts
+    view = memoryview(raw).cast("H")
+    assert decode_short_string(view, 1) == ("abc", 5)

@@ -490,3 +490,75 @@ def test_encode_content_refuses() -> None:
         frame.encode_content(1, spec.Basic.Publish(), props, b"x", 100)
     with pytest.raises(AMQPEncodeError):
         frame.encode_content(1, spec.Basic.Publish(exchange="e" * 256), props, b"x", 0)
+
+
+def test_decode_content_needs_every_byte_of_a_split_body() -> None:
+    # A body in three frames: every cut short of the last byte waits for more.
+    wire, method, properties = _delivery(body=b"s" * 10000, frame_max=4096, app_id="a")
+    for cut in range(len(wire)):
+        assert frame.decode_content(wire, 0, cut, 4096) is None
+        assert frame.decode_content(memoryview(wire)[:cut], 0, cut, 4096) is None
+    decoded = frame.decode_content(wire, 0, len(wire), 4096)
+    assert decoded is not None
+    assert decoded[1:] == (method, properties, b"s" * 10000, len(wire))
+
+
+def _body_frame_starts(wire: bytes) -> list[int]:
+    starts = []
+    offset = 0
+    while offset < len(wire):
+        located = frame.parse_frame_header(wire, offset, len(wire))
+        assert located is not None
+        if located[0] == spec.FRAME_BODY:
+            starts.append(offset)
+        offset = located[3] + 1
+    return starts
+
+
+@pytest.mark.parametrize(
+    "mutate", ["frame type", "channel", "end octet", "over frame_max", "over body size"]
+)
+def test_decode_content_leaves_a_bad_later_body_frame_to_the_per_frame_path(mutate: str) -> None:
+    wire, _, _ = _delivery(body=b"s" * 10000, frame_max=4096)
+    second = _body_frame_starts(wire)[1]
+    buf = bytearray(wire)
+    frame_max = 4096
+    if mutate == "frame type":
+        buf[second] = spec.FRAME_METHOD
+    elif mutate == "channel":
+        buf[second + 2] = 2
+    elif mutate == "end octet":
+        size = struct.unpack_from(">I", buf, second + 3)[0]
+        buf[second + 7 + size] = 0
+    elif mutate == "over frame_max":
+        frame_max = 4095  # the body frames fill 4096 bytes: one too many now
+    else:
+        # The second frame claims more bytes than the body has left.
+        struct.pack_into(">I", buf, second + 3, 10000)
+    assert frame.decode_content(bytes(buf), 0, len(buf), frame_max) is None
+    if mutate in ("frame type", "channel"):
+        # Sound framing: the per-frame path hands the frame over as it is, for the engine to
+        # judge (a method frame inside content, or a frame of another channel).
+        located = frame.parse_frame_header(bytes(buf), second, len(buf), frame_max)
+        assert located is not None
+        assert located[:2] == (
+            (spec.FRAME_METHOD, 1) if mutate == "frame type" else (spec.FRAME_BODY, 2)
+        )
+    else:
+        with pytest.raises(InvalidFrameError) as info:
+            _walk_frames(bytes(buf), frame_max)
+        assert info.value.reply_code == 501
+
+
+def test_decode_content_leaves_a_bad_empty_message_to_the_per_frame_path() -> None:
+    # No body frame: the content header's end octet is the last byte of the message.
+    wire, method, properties = _delivery(body=b"", delivery_mode=2)
+    decoded = frame.decode_content(wire, 0, len(wire))
+    assert decoded is not None
+    assert decoded[1:] == (method, properties, b"", len(wire))
+    bad = bytearray(wire)
+    bad[-1] = 0
+    assert frame.decode_content(bytes(bad), 0, len(bad)) is None
+    with pytest.raises(InvalidFrameError) as info:
+        _walk_frames(bytes(bad), 0)
+    assert info.value.reply_code == 501

@@ -3,7 +3,7 @@
 
 pika-compatible (``pika.spec``): ``spec.Basic.Publish``, ``spec.BasicProperties``,
 ``spec.methods``, ``spec.props``, ``spec.has_content`` and the constants keep pika's
-names.
+names, and ``spec.DeliveryMode`` and ``spec.ExchangeType`` are re-exported as in pika.
 Each method and property class has ``pack()`` (to wire bytes) and ``unpack(buf, offset,
 end)`` (from wire bytes), specialised per class; see :mod:`amqp_core.amqp_object` for
 their contracts and the checking codec they fall back to. Regenerate with
@@ -23,6 +23,8 @@ from typing import ClassVar, Final, cast
 from amqp_core import amqp_object
 from amqp_core._types import Buffer
 from amqp_core.data import FieldValue, pack_table, unpack_table
+from amqp_core.delivery_mode import DeliveryMode
+from amqp_core.exchange_type import ExchangeType
 
 __all__ = (
     "ACCESS_REFUSED",
@@ -65,7 +67,9 @@ __all__ = (
     "Channel",
     "Confirm",
     "Connection",
+    "DeliveryMode",
     "Exchange",
+    "ExchangeType",
     "Queue",
     "ReplyCode",
     "Tx",
@@ -1535,12 +1539,7 @@ class Channel(amqp_object.Class):
 
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
-            try:
-                return _S_IB.pack(0x00140014, (1 if self.active else 0))
-            except Exception:
-                # A value of an unexpected type or range: the checked path accepts what pika
-                # accepts and names the field it rejects.
-                return self._pack_checked()
+            return _S_IB.pack(0x00140014, (1 if self.active else 0))
 
         @classmethod
         def unpack(cls, buf: Buffer, offset: int, end: int) -> Channel.Flow:
@@ -1583,12 +1582,7 @@ class Channel(amqp_object.Class):
 
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
-            try:
-                return _S_IB.pack(0x00140015, (1 if self.active else 0))
-            except Exception:
-                # A value of an unexpected type or range: the checked path accepts what pika
-                # accepts and names the field it rejects.
-                return self._pack_checked()
+            return _S_IB.pack(0x00140015, (1 if self.active else 0))
 
         @classmethod
         def unpack(cls, buf: Buffer, offset: int, end: int) -> Channel.FlowOk:
@@ -4487,12 +4481,7 @@ class Basic(amqp_object.Class):
 
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
-            try:
-                return _S_IB.pack(0x003C0064, (1 if self.requeue else 0))
-            except Exception:
-                # A value of an unexpected type or range: the checked path accepts what pika
-                # accepts and names the field it rejects.
-                return self._pack_checked()
+            return _S_IB.pack(0x003C0064, (1 if self.requeue else 0))
 
         @classmethod
         def unpack(cls, buf: Buffer, offset: int, end: int) -> Basic.RecoverAsync:
@@ -4535,12 +4524,7 @@ class Basic(amqp_object.Class):
 
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
-            try:
-                return _S_IB.pack(0x003C006E, (1 if self.requeue else 0))
-            except Exception:
-                # A value of an unexpected type or range: the checked path accepts what pika
-                # accepts and names the field it rejects.
-                return self._pack_checked()
+            return _S_IB.pack(0x003C006E, (1 if self.requeue else 0))
 
         @classmethod
         def unpack(cls, buf: Buffer, offset: int, end: int) -> Basic.Recover:
@@ -4826,12 +4810,7 @@ class Confirm(amqp_object.Class):
 
         def pack(self) -> bytes:
             """Encode as a method frame payload (see :meth:`amqp_object.Method.pack`)."""
-            try:
-                return _S_IB.pack(0x0055000A, (1 if self.nowait else 0))
-            except Exception:
-                # A value of an unexpected type or range: the checked path accepts what pika
-                # accepts and names the field it rejects.
-                return self._pack_checked()
+            return _S_IB.pack(0x0055000A, (1 if self.nowait else 0))
 
         @classmethod
         def unpack(cls, buf: Buffer, offset: int, end: int) -> Confirm.Select:

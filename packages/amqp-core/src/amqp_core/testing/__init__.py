@@ -1,14 +1,16 @@
-"""Test helpers for code built on amqp_core; install them with ``pip install 'amqp-core[testing]'``.
+"""Test helpers for code built on amqp_core.
 
+* :mod:`amqp_core.testing.peer`: :class:`FakeBroker`, an in-memory broker peer for tests
+  without a socket, and the :class:`Message` it keeps in its queues. Both are re-exported here.
+  They need nothing beyond amqp_core.
 * :mod:`amqp_core.testing.strategies`: hypothesis strategies for field values and tables,
   every method class, ``BasicProperties``, frames, messages, byte streams split into arbitrary
   chunks and mutated wire bytes, for property-based tests and fuzzing of AMQP code (see
-  ``docs/fuzzing.md``). It needs hypothesis, which the ``testing`` extra installs.
-* :mod:`amqp_core.testing.peer`: an in-memory broker peer for tests without a socket.
-
-Nothing is imported here, so that ``import amqp_core.testing`` works without hypothesis and
-each submodule is loaded only when asked for.
+  ``docs/fuzzing.md``). It needs hypothesis, which the ``testing`` extra installs
+  (``pip install 'amqp-core[testing]'``); it is not imported here, so that
+  ``import amqp_core.testing`` works without hypothesis.
 """
 
-# TODO(lead): re-export FakeBroker from amqp_core.testing.peer here once the engine engineer
-# declares it stable; it imports cleanly without hypothesis today, but it is still changing.
+from amqp_core.testing.peer import FakeBroker, Message
+
+__all__ = ("FakeBroker", "Message")
