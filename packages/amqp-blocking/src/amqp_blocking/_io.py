@@ -1,0 +1,539 @@
+"""The private I/O thread of a blocking connection: amqp_core's IOServices over selectors.
+
+One thread per connection waits on the socket and on a timer heap, and runs amqp_core's
+callbacks, so that heartbeats go out and come in while the user's thread is busy or asleep.
+
+Locking: every touch of amqp_core state (the core ``Connection``, its channels and engine) and
+of this module's timer heap and transports happens under the connection's one lock, in
+whichever thread holds it. The selector itself is only touched by the I/O thread; other
+threads ask it to watch for writability by waking it. A user thread that just queued output
+(a publish, an ack) may run the zero-delay callbacks itself (:meth:`ThreadIOServices.run_ready`)
+so that the bytes leave without a thread switch.
+
+Nothing here knows AMQP: bytes in, bytes out, and time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import itertools
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from amqp_core._types import Buffer
+from amqp_core.transport import (
+    AddressInfo,
+    Cancellable,
+    StreamListener,
+    StreamSettings,
+    Transport,
+)
+
+__all__ = ("ThreadIOServices",)
+
+# One recv asks for this much: a 128 KiB frame plus change in one call.
+_RECV_SIZE: Final = 256 * 1024
+# Output waiting in a transport is joined into sends of about this size.
+_SEND_CHUNK: Final = 256 * 1024
+# Names of tcp_options, mapped to the socket option that implements each, where it exists.
+_TCP_OPTIONS: Final = ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")
+
+
+class _Timer:
+    """One scheduled callback; cancelling only marks it, the heap drops it when due."""
+
+    __slots__ = ("at", "callback", "cancelled")
+
+    def __init__(self, at: float, callback: Callable[[], None]) -> None:
+        self.at = at
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Done:
+    """A Cancellable for work that finished at once."""
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        """Nothing left to cancel."""
+
+
+class _SocketTransport:
+    """A connected (maybe TLS) non-blocking socket with an unbounded-by-itself write buffer.
+
+    The core stops handing it output above its high-water mark, and the blocking connection
+    makes publishers wait on :meth:`write_buffer_size`, so the buffer stays bounded in practice.
+    """
+
+    def __init__(self, io: ThreadIOServices, sock: socket.socket, listener: StreamListener):
+        self.io = io
+        self.sock = sock
+        self.listener = listener
+        self.out: deque[Buffer] = deque()
+        self.out_size = 0
+        self.closing = False
+        self.closed = False
+        self.watching_write = False
+
+    # Transport protocol -------------------------------------------------------------------
+
+    def write(self, data: Buffer) -> None:
+        if self.closed or self.closing or not len(data):
+            return
+        self.out.append(data)
+        self.out_size += len(data)
+        if len(self.out) == 1:
+            # Nothing queued before: try to send at once, from whichever thread wrote.
+            self._send()
+        if self.out_size:
+            self.io._want_write(self)
+
+    def write_buffer_size(self) -> int:
+        return self.out_size
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closing = True
+        if not self.out_size:
+            self.io._finish(self, None)
+        else:
+            self.io._want_write(self)
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.out.clear()
+            self.out_size = 0
+            self.io._finish(self, None)
+
+    # Used by the I/O thread -----------------------------------------------------------------
+
+    def _send(self) -> None:
+        out = self.out
+        while out:
+            if len(out) > 1 and len(out[0]) < _SEND_CHUNK:
+                # Join small pieces into one send; a big body goes out as it is.
+                pieces = []
+                size = 0
+                while out and size < _SEND_CHUNK:
+                    piece = out.popleft()
+                    pieces.append(piece)
+                    size += len(piece)
+                out.appendleft(b"".join(pieces))
+            data = out[0]
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                return
+            except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation only
+                return
+            except OSError as error:
+                self.out.clear()
+                self.out_size = 0
+                self.io._finish(self, error)
+                return
+            self.out_size -= sent
+            if sent == len(data):
+                out.popleft()
+            else:
+                out[0] = memoryview(data)[sent:]
+                return
+
+    def on_writable(self) -> None:
+        had = self.out_size
+        self._send()
+        if self.closed:
+            return
+        if not self.out_size:
+            if self.closing:
+                self.io._finish(self, None)
+                return
+            if had:
+                self.listener.write_drained()
+
+    def on_readable(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(_RECV_SIZE)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                return
+            except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation only
+                return
+            except OSError as error:
+                self.io._finish(self, error)
+                return
+            if not data:
+                self.io._finish(self, None)
+                return
+            self.listener.data_received(data)
+            if self.closed or not isinstance(self.sock, ssl.SSLSocket) or not self.sock.pending():
+                # Plain sockets: one recv per wakeup. TLS: drain what is already decrypted,
+                # since the selector cannot see it.
+                return
+
+
+class ThreadIOServices:
+    """amqp_core's :class:`~amqp_core.transport.IOServices` on a private I/O thread.
+
+    Args:
+        lock: the connection's lock; held around every callback this runs, and expected to be
+            held by callers of every method except :meth:`add_callback_threadsafe`.
+        on_iteration: called (under ``lock``) after each pass of the loop that did something;
+            the blocking connection wakes its waiters there.
+    """
+
+    def __init__(self, lock: threading.RLock, on_iteration: Callable[[], None]) -> None:
+        self._lock = lock
+        self._on_iteration = on_iteration
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._timers: list[tuple[float, int, _Timer]] = []
+        self._ready: deque[Callable[[], None]] = deque()
+        self._counter = itertools.count()
+        self._wake_pending = False
+        self._stopping = False
+        self._transports: set[_SocketTransport] = set()
+        self._want: set[_SocketTransport] = set()
+        self._thread = threading.Thread(target=self._run, name="amqp-blocking-io", daemon=True)
+        self._thread.start()
+
+    # IOServices ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        timer = _Timer(time.monotonic() + max(0.0, delay), callback)
+        heapq.heappush(self._timers, (timer.at, next(self._counter), timer))
+        if threading.get_ident() != self._thread.ident and delay > 0:
+            # A zero delay from a user thread is run by that thread (run_ready) before it
+            # lets go of the lock; a later one needs the I/O thread to shorten its wait.
+            self._wake()
+        return timer
+
+    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._ready.append(callback)
+            if threading.get_ident() != self._thread.ident:
+                self._wake()
+
+    def getaddrinfo(
+        self,
+        host: str,
+        port: int,
+        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+    ) -> Cancellable:
+        timer = _Timer(0.0, lambda: None)
+
+        def resolve() -> None:
+            # Resolution blocks the I/O thread briefly, but only while connecting, when
+            # nothing else needs it.
+            if timer.cancelled:
+                return
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as error:
+                on_done(error)
+                return
+            on_done(
+                [
+                    AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
+                    for family, socktype, proto, _name, sockaddr in infos
+                ]
+            )
+
+        self._ready.append(resolve)
+        self._wake()
+        return timer
+
+    def connect_stream(
+        self,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+    ) -> Cancellable:
+        op = _Connect(self, settings, listener, on_done)
+        self._ready.append(op.start)
+        self._wake()
+        return op
+
+    # For the blocking connection -----------------------------------------------------------
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The I/O thread."""
+        return self._thread
+
+    def run_ready(self) -> None:
+        """Run the due zero-delay timers now, in the calling thread (which holds the lock).
+
+        Called by a user thread right after it queued output, so the bytes are written
+        without waking the I/O thread.
+        """
+        timers = self._timers
+        if not timers:
+            return
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            _at, _n, timer = heapq.heappop(timers)
+            if not timer.cancelled:
+                timer.callback()
+
+    def stop(self) -> None:
+        """Ask the I/O thread to end; it closes every socket it still has as it goes."""
+        self._stopping = True
+        self._wake()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the I/O thread to end (not from the I/O thread itself)."""
+        if threading.get_ident() != self._thread.ident:
+            self._thread.join(timeout)
+
+    # Internals -----------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            with contextlib.suppress(OSError):
+                self._wake_w.send(b"\0")
+
+    def _want_write(self, transport: _SocketTransport) -> None:
+        if not transport.watching_write:
+            self._want.add(transport)
+            if threading.get_ident() != self._thread.ident:
+                self._wake()
+
+    def _finish(self, transport: _SocketTransport, error: BaseException | None) -> None:
+        """End a stream: close the socket and tell its listener, soon and exactly once."""
+        if transport.closed:
+            return
+        transport.closed = True
+        self._transports.discard(transport)
+        self._want.discard(transport)
+        sock = transport.sock
+
+        def finish() -> None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(sock)
+            sock.close()
+            transport.listener.connection_lost(error)
+
+        self._ready.append(finish)
+        if threading.get_ident() != self._thread.ident:
+            self._wake()
+
+    def _register(self, sock: socket.socket, events: int, data: object) -> None:
+        self._selector.register(sock, events, data)
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._lock:
+                for transport in list(self._transports):
+                    transport.closed = True
+                    with contextlib.suppress(OSError):
+                        transport.sock.close()
+                self._transports.clear()
+                self._ready.clear()
+                self._timers.clear()
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _loop(self) -> None:
+        selector = self._selector
+        timers = self._timers
+        while True:
+            with self._lock:
+                if self._stopping and not self._ready:
+                    return
+                for transport in self._want:
+                    if not transport.closed and transport.out_size:
+                        transport.watching_write = True
+                        selector.modify(
+                            transport.sock,
+                            selectors.EVENT_READ | selectors.EVENT_WRITE,
+                            transport,
+                        )
+                self._want.clear()
+                if self._ready:
+                    timeout: float | None = 0.0
+                elif timers:
+                    timeout = max(0.0, timers[0][0] - time.monotonic())
+                else:
+                    timeout = None
+            events = selector.select(timeout)
+            with self._lock:
+                for key, mask in events:
+                    target = key.data
+                    if target is None:
+                        self._wake_pending = False
+                        with contextlib.suppress(OSError):
+                            while self._wake_r.recv(4096):
+                                pass
+                    elif isinstance(target, _SocketTransport):
+                        if target.closed:
+                            continue
+                        if mask & selectors.EVENT_WRITE:
+                            target.on_writable()
+                            if not target.closed and not target.out_size:
+                                target.watching_write = False
+                                selector.modify(target.sock, selectors.EVENT_READ, target)
+                        if mask & selectors.EVENT_READ and not target.closed:
+                            target.on_readable()
+                    else:
+                        assert isinstance(target, _Connect)
+                        target.on_event()
+                now = time.monotonic()
+                while timers and timers[0][0] <= now:
+                    _at, _n, timer = heapq.heappop(timers)
+                    if not timer.cancelled:
+                        timer.callback()
+                for _ in range(len(self._ready)):
+                    self._ready.popleft()()
+                self._on_iteration()
+
+
+class _Connect:
+    """Opening one stream: a non-blocking TCP connect, then the TLS handshake if asked."""
+
+    def __init__(
+        self,
+        io: ThreadIOServices,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+    ) -> None:
+        self.io = io
+        self.settings = settings
+        self.listener = listener
+        self.on_done = on_done
+        self.sock: socket.socket | None = None
+        self.deadline: _Timer | None = None
+        self.cancelled = False
+        self.handshaking = False
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self._drop()
+
+    def start(self) -> None:
+        if self.cancelled:
+            return
+        address = self.settings.address
+        try:
+            sock = socket.socket(address.family, address.socktype, address.proto)
+        except OSError as error:
+            self._fail(error)
+            return
+        self.sock = sock
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex(address.sockaddr)
+        if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            self._fail(OSError(err, f"connect to {address.sockaddr}: {errno.errorcode.get(err)}"))
+            return
+        if self.settings.connect_timeout is not None:
+            self.deadline = self.io.call_later(self.settings.connect_timeout, self._timed_out)  # type: ignore[assignment]
+        self.io._register(sock, selectors.EVENT_WRITE, self)
+
+    def _timed_out(self) -> None:
+        self.deadline = None
+        if not self.cancelled:
+            self._fail(TimeoutError(f"connect to {self.settings.address.sockaddr} timed out"))
+
+    def on_event(self) -> None:
+        sock = self.sock
+        if self.cancelled or sock is None:
+            return
+        if not self.handshaking:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._fail(ConnectionRefusedError(err, f"connect to {sock!r} failed"))
+                return
+            self._set_tcp_options(sock)
+            context = self.settings.ssl_context
+            if context is None:
+                self._succeed(sock)
+                return
+            # The selector must forget the plain socket before TLS takes its descriptor over.
+            self.io._selector.unregister(sock)
+            try:
+                sock = context.wrap_socket(
+                    sock,
+                    server_hostname=self.settings.server_hostname or self.settings.host,
+                    do_handshake_on_connect=False,
+                )
+            except (OSError, ValueError) as error:
+                self.sock = None
+                sock.close()
+                self._fail(error)
+                return
+            self.sock = sock
+            self.handshaking = True
+            self.io._register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.io._selector.modify(sock, selectors.EVENT_READ, self)
+            return
+        except ssl.SSLWantWriteError:
+            self.io._selector.modify(sock, selectors.EVENT_WRITE, self)
+            return
+        except OSError as error:
+            self._fail(error)
+            return
+        self._succeed(sock)
+
+    def _set_tcp_options(self, sock: socket.socket) -> None:
+        options = self.settings.tcp_options or {}
+        if options:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name in _TCP_OPTIONS:
+            if name in options and hasattr(socket, name):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), options[name])
+
+    def _succeed(self, sock: socket.socket) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        transport = _SocketTransport(self.io, sock, self.listener)
+        self.io._selector.modify(sock, selectors.EVENT_READ, transport)
+        self.io._transports.add(transport)
+        self.sock = None
+        self.on_done(transport)
+
+    def _drop(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        sock = self.sock
+        self.sock = None
+        if sock is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.io._selector.unregister(sock)
+            sock.close()
+
+    def _fail(self, error: BaseException) -> None:
+        self._drop()
+        self.on_done(error)
