@@ -15,14 +15,21 @@ from typing import Any
 from amqp_asyncio import AsyncioConnection
 from amqp_core.connection import Connection
 from amqp_core.parameters import Parameters
+from amqp_gevent import GeventConnection
 from amqp_select import SelectConnection
+from amqp_tornado import TornadoConnection
 from tests.adapters.loops import LoopDriver
 
 TIMEOUT = 20.0
 
 
-def connection_class(driver: LoopDriver) -> type[SelectConnection] | type[AsyncioConnection]:
-    return SelectConnection if driver.adapter == "select" else AsyncioConnection
+def connection_class(driver: LoopDriver) -> Callable[..., Connection]:
+    classes: dict[str, Callable[..., Connection]] = {
+        "select": SelectConnection,
+        "tornado": TornadoConnection,
+        "gevent": GeventConnection,
+    }
+    return classes.get(driver.adapter, AsyncioConnection)
 
 
 def wait(

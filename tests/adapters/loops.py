@@ -10,10 +10,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import gevent
+import gevent.event
+from gevent.hub import Hub
+from tornado.ioloop import IOLoop as TornadoIOLoop
+
 from amqp_asyncio.io_services import AsyncioIOServices
 from amqp_core.transport import IOServices
+from amqp_gevent.io_services import GeventIOServices
 from amqp_select.ioloop import IOLoop, available_pollers
 from amqp_select.selector_services import SelectorIOServices
+from amqp_tornado.io_services import TornadoIOServices
 
 
 class LoopDriver:
@@ -128,10 +135,101 @@ class AsyncioDriver(LoopDriver):
         self.loop.close()
 
 
-DRIVER_NAMES = (*(f"select-{poller}" for poller in available_pollers()), "asyncio")
+class TornadoDriver(LoopDriver):
+    name = "tornado"
+    adapter = "tornado"
+
+    def __init__(self) -> None:
+        # A loop of its own, not made current: tests never touch a global IOLoop.
+        self.loop: TornadoIOLoop = TornadoIOLoop(make_current=False)
+        self._timed_out = False
+
+    def services(self) -> IOServices:
+        return TornadoIOServices(self.loop)
+
+    @property
+    def native_loop(self) -> TornadoIOLoop:
+        return self.loop
+
+    def run(self, timeout: float) -> None:
+        self._timed_out = False
+
+        def expire() -> None:
+            self._timed_out = True
+            self.loop.stop()
+
+        guard = self.loop.call_later(timeout, expire)
+        try:
+            self.loop.start()
+        finally:
+            self.loop.remove_timeout(guard)
+        if self._timed_out:
+            raise TimeoutError(f"the tornado loop was not stopped within {timeout} s")
+
+    def stop(self) -> None:
+        self.loop.stop()
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.loop.add_callback(callback)
+
+    def close(self) -> None:
+        # Let streams that were just closed report it before the loop goes.
+        self.loop.add_timeout(self.loop.time() + 0.01, self.loop.stop)
+        self.loop.start()
+        self.loop.close(all_fds=True)
+
+
+class GeventDriver(LoopDriver):
+    """gevent's hub: the test's greenlet waits on an event while the hub runs the rest.
+
+    The test process is not monkey-patched.
+    """
+
+    name = "gevent"
+    adapter = "gevent"
+
+    def __init__(self) -> None:
+        self.hub: Hub = gevent.get_hub()
+        self._stopped = gevent.event.Event()
+
+    def services(self) -> IOServices:
+        return GeventIOServices(self.hub)
+
+    @property
+    def native_loop(self) -> Hub:
+        return self.hub
+
+    def run(self, timeout: float) -> None:
+        # A stop requested before the run ends the next run at once, as with the other loops.
+        stopped = self._stopped.wait(timeout)
+        self._stopped.clear()
+        if not stopped:
+            raise TimeoutError(f"the gevent hub was not stopped within {timeout} s")
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.hub.loop.run_callback_threadsafe(callback)
+
+    def close(self) -> None:
+        # Let greenlets that were just told to end finish.
+        gevent.sleep(0.01)
+
+
+DRIVER_NAMES = (
+    *(f"select-{poller}" for poller in available_pollers()),
+    "asyncio",
+    "tornado",
+    "gevent",
+)
 
 
 def make_driver(name: str) -> LoopDriver:
     if name == "asyncio":
         return AsyncioDriver()
+    if name == "tornado":
+        return TornadoDriver()
+    if name == "gevent":
+        return GeventDriver()
     return SelectDriver(name.removeprefix("select-"))

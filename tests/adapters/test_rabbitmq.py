@@ -1,7 +1,12 @@
 """The adapters against a real RabbitMQ: one scenario set, run on every adapter.
 
-Each scenario runs on SelectConnection (with the platform's best poller) and on
-AsyncioConnection; the first one also runs on every other poller. Every wait has a deadline.
+Each scenario runs on SelectConnection (with the platform's best poller), AsyncioConnection,
+TornadoConnection and GeventConnection; the first one also runs on every other poller. Every
+wait has a deadline.
+
+TwistedProtocolConnection is not among them: its API is Deferreds rather than callbacks, and
+Twisted, not amqp_core's workflow, connects the stream (so the multi-host scenarios do not apply
+to it). The same scenarios, written for Deferreds, run in tests/twisted/.
 """
 
 from __future__ import annotations
@@ -31,13 +36,13 @@ from tests.adapters.amqp_support import (
 from tests.adapters.loops import LoopDriver, make_driver
 from tools.broker import RabbitMQNode
 
-ADAPTERS = ("select", "asyncio")
+ADAPTERS = ("select", "asyncio", "tornado", "gevent")
 
 
 @pytest.fixture(params=ADAPTERS)
 def adapter(request: pytest.FixtureRequest) -> Iterator[LoopDriver]:
     driver = make_driver(
-        "asyncio" if request.param == "asyncio" else f"select-{available_pollers()[0]}"
+        f"select-{available_pollers()[0]}" if request.param == "select" else request.param
     )
     yield driver
     driver.close()

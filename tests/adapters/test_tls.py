@@ -1,4 +1,4 @@
-"""TLS on both adapters against a RabbitMQ TLS listener, with certificates made at test time.
+"""TLS on every callback-style adapter (and Twisted) against a RabbitMQ TLS listener.
 
 The module starts its own node (the TLS listener and the EXTERNAL mechanism must be configured
 before the node starts): a CA, a server certificate for localhost/127.0.0.1 and a client
@@ -92,9 +92,9 @@ def tls_broker(
         release_port(port)
 
 
-@pytest.fixture(params=("select", "asyncio"))
+@pytest.fixture(params=("select", "asyncio", "tornado", "gevent"))
 def adapter(request: pytest.FixtureRequest) -> Iterator[LoopDriver]:
-    driver = make_driver("asyncio" if request.param == "asyncio" else "select-select")
+    driver = make_driver("select-select" if request.param == "select" else request.param)
     yield driver
     driver.close()
 
@@ -187,3 +187,10 @@ def test_external_login_without_certificate_is_refused(
     )
     with pytest.raises(exceptions.AMQPConnectionError):
         open_connection(adapter, params)
+
+
+def test_twisted_over_tls_plain_and_external_login(tls_broker: TLSBroker) -> None:
+    """TwistedProtocolConnection over Twisted's TLS (in a process of its own: tests/twisted)."""
+    from tests.twisted.test_twisted import run_tls_scenario
+
+    run_tls_scenario(tls_broker)

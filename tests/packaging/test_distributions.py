@@ -262,3 +262,90 @@ def test_blocking_installs_with_the_core_and_nothing_else(dist_dir: Path, tmp_pa
     assert report["found"] == dict.fromkeys(FOREIGN_MODULES, False)
     installed = set(report["distributions"]) - {"pip", "setuptools"}
     assert installed == {"amqp-blocking", "amqp-core"}
+
+
+_ADAPTER_PROBE = textwrap.dedent(
+    """
+    import importlib
+    import importlib.util
+    import json
+    import sys
+
+    adapter, framework, *foreign = sys.argv[1:]
+    module = importlib.import_module(adapter)
+    print(json.dumps({
+        "file": module.__file__,
+        "framework": importlib.util.find_spec(framework) is not None,
+        "found": {name: importlib.util.find_spec(name) is not None for name in foreign},
+    }))
+    """
+)
+
+# The adapters whose framework comes from outside the workspace, with its import name.
+ADAPTER_FRAMEWORKS = {"amqp-tornado": "tornado", "amqp-twisted": "twisted", "amqp-gevent": "gevent"}
+
+
+def _install(uv: list[str], python: Path, dist_dir: Path, dist: str) -> None:
+    """Install ``dist`` from the wheels just built, its framework from the package index.
+
+    The framework is taken offline from uv's cache first (the dev environment was installed
+    with uv, so the cache holds it, and the test needs no network); only if the cache cannot
+    satisfy it does the install go to the index.
+    """
+    command = [
+        *uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--no-config",
+        "--find-links",
+        str(dist_dir),
+        "--python",
+        str(python),
+        dist,
+    ]
+    offline = subprocess.run(
+        [*command, "--offline"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if offline.returncode != 0:
+        subprocess.run(command, check=True, timeout=300)
+
+
+@pytest.mark.parametrize("dist", list(ADAPTER_FRAMEWORKS))
+def test_adapter_installs_with_the_core_and_its_framework_only(
+    dist_dir: Path, tmp_path: Path, dist: str
+) -> None:
+    venv = tmp_path / "venv"
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run(
+        [*uv, "venv", "--quiet", "--no-config", "--python", sys.executable, str(venv)],
+        check=True,
+        timeout=120,
+    )
+    python = venv / "bin" / "python"
+    _install(uv, python, dist_dir, dist)
+    framework = ADAPTER_FRAMEWORKS[dist]
+    foreign = [name for name in FOREIGN_MODULES if name != framework]
+    result = subprocess.run(
+        [str(python), "-I", "-c", _ADAPTER_PROBE, EXPECTED[dist].import_name, framework, *foreign],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    report = json.loads(result.stdout)
+    assert Path(report["file"]).is_relative_to(venv)
+    assert report["framework"]
+    assert report["found"] == dict.fromkeys(foreign, False)
+    listing = subprocess.run(
+        [*uv, "pip", "list", "--no-config", "--format", "json", "--python", str(python)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    installed = {canonicalize_name(entry["name"]) for entry in json.loads(listing.stdout)}
+    # Of this workspace's distributions, only the adapter and the core.
+    assert installed & set(EXPECTED) == {dist, "amqp-core"}
+    assert canonicalize_name(framework) in installed

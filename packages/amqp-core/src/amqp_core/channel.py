@@ -113,6 +113,7 @@ class Channel:
         self._consumers: dict[str, MessageCallback] = {}
         self._cancelling: set[str] = set()
         self._get_callback: MessageCallback | None = None
+        self._get_empty_callback: Callable[[Channel], None] | None = None
         self._ack_nack_callback: RPCCallback | None = None
         self._close_args: tuple[int, str] | None = None
         self._flow_active = True
@@ -398,6 +399,7 @@ class Channel:
         self._consumers.clear()
         self._cancelling.clear()
         self._get_callback = None
+        self._get_empty_callback = None
         self._close_args = None
         for callback in list(self._on_close):
             callback(self, reason)
@@ -490,29 +492,42 @@ class Channel:
         self._sent()
         return tag
 
-    def basic_get(self, queue: str, callback: MessageCallback, auto_ack: bool = False) -> None:
+    def basic_get(
+        self,
+        queue: str,
+        callback: MessageCallback,
+        auto_ack: bool = False,
+        *,
+        on_empty: Callable[[Channel], None] | None = None,
+    ) -> None:
         """Fetch one message: ``callback(channel, Basic.GetOk, properties, body)``.
 
-        When the queue is empty the callback is not called; watch ``Basic.GetEmpty`` with
-        :meth:`add_callback` to learn about it.
+        When the queue is empty the callback is not called; ``on_empty(channel)`` is, if
+        given (beyond pika, whose users watch ``Basic.GetEmpty`` with :meth:`add_callback`,
+        which works here too).
 
         Raises:
             DuplicateGetOkCallback: a previous ``basic_get`` has not completed yet.
         """
         _require_str("queue", queue)
         _require_callable("callback", callback)
+        _optional_callable("on_empty", on_empty)
         if self._get_callback is not None:
             raise DuplicateGetOkCallback(
                 f"basic_get on channel {self.channel_number}: the previous basic_get has not "
                 "completed yet"
             )
         self._get_callback = callback
+        self._get_empty_callback = on_empty
         self._rpc(_B.Get(queue=queue, no_ack=auto_ack), self._on_get_result)
 
     def _on_get_result(self, result: ev.GetOk | None) -> None:
         callback, self._get_callback = self._get_callback, None
+        on_empty, self._get_empty_callback = self._get_empty_callback, None
         if result is not None and callback is not None:
             callback(self, result.method, result.properties, result.body)
+        elif result is None and on_empty is not None:
+            on_empty(self)
 
     def basic_publish(
         self,

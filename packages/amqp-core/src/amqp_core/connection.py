@@ -49,7 +49,14 @@ from amqp_core.parameters import (
     SSLOptions,
     URLParameters,
 )
-from amqp_core.transport import AddressInfo, Cancellable, IOServices, StreamSettings, Transport
+from amqp_core.transport import (
+    AddressInfo,
+    Cancellable,
+    IOServices,
+    StreamListener,
+    StreamSettings,
+    Transport,
+)
 
 if TYPE_CHECKING:
     from amqp_core.channel import Channel
@@ -134,6 +141,35 @@ class _Attempt:
         self.connection._attempt_aborted(self)
 
 
+class _ExternalStream:
+    """Stands in for the connection workflow when the adapter brings its own stream."""
+
+    __slots__ = ("attached", "connection", "done")
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.attached = False
+        self.done = False
+
+    def on_attempt_done(self, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        if error is not None:
+            self.connection._on_workflow_done(AMQPConnectionWorkflowFailed([error]))
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        attempt = self.connection._attempt
+        if attempt is not None:
+            attempt.abort()
+        self.connection._on_workflow_done(
+            AMQPConnectionWorkflowAborted("closed before the AMQP handshake completed")
+        )
+
+
 class Connection:
     """An AMQP connection driven by callbacks (pika's ``pika.connection.Connection``).
 
@@ -149,6 +185,10 @@ class Connection:
             default raises ``error`` out of the loop.
         on_close_callback: ``cb(connection, reason)`` once an open connection is closed.
         io_services: the adapter's loop services (keyword only).
+        external_stream: the adapter connects the byte stream itself (Twisted's protocols
+            are handed theirs by the reactor) and gives it to :meth:`attach_stream`; no
+            connection workflow runs, so the host, port, TLS and retry settings of
+            ``parameters`` are not used for connecting (keyword only).
 
     Raises:
         ValueError: ``parameters`` is an empty sequence.
@@ -171,6 +211,7 @@ class Connection:
         on_close_callback: OnError | None = None,
         *,
         io_services: IOServices,
+        external_stream: bool = False,
     ) -> None:
         if parameters is None:
             configs: list[Parameters] = [ConnectionParameters()]
@@ -219,10 +260,14 @@ class Connection:
         self._teardown_reason: BaseException | None = None
         self._close_reason: BaseException | None = None
         self._lost_error: BaseException | None = None
-        self._workflow = ConnectionWorkflow(
-            io_services, self._configs, self._start_attempt, self._on_workflow_done
-        )
-        self._io.call_later(0, self._workflow.start)
+        self._workflow: ConnectionWorkflow | _ExternalStream
+        if external_stream:
+            self._workflow = _ExternalStream(self)
+        else:
+            self._workflow = ConnectionWorkflow(
+                io_services, self._configs, self._start_attempt, self._on_workflow_done
+            )
+            self._io.call_later(0, self._workflow.start)
 
     def __repr__(self) -> str:
         state = {
@@ -445,6 +490,34 @@ class Connection:
         engine.update_secret(new_secret, reason)
         self._update_secret_callbacks.append(callback)
         self._schedule_flush()
+
+    def attach_stream(self, transport: Transport) -> StreamListener:
+        """Run the AMQP handshake over a stream the adapter has already connected.
+
+        Only for a connection made with ``external_stream=True``, once. The open callbacks
+        follow as for any connection; if the handshake fails (or the stream ends first), the
+        open-error callbacks get the reason.
+
+        Args:
+            transport: the connected stream (TLS already set up, if any).
+
+        Returns:
+            The listener the adapter feeds with what the stream receives.
+
+        Raises:
+            ConnectionWrongStateError: the connection does not take an external stream, already
+                has one, or was closed before it came.
+        """
+        external = self._workflow
+        if not isinstance(external, _ExternalStream) or external.attached or self.is_closed:
+            raise ConnectionWrongStateError(f"can't attach a stream to {self!r}")
+        external.attached = True
+        params = self._configs[0]
+        address = AddressInfo(0, 0, 0, (params.host, params.port))
+        attempt = _Attempt(self, params, address, external.on_attempt_done)
+        self._attempt = attempt
+        self._on_stream_connected(attempt, transport)
+        return attempt.stream
 
     # ------------------------------------------------------------------ workflow
 

@@ -1,0 +1,340 @@
+"""The native connection and :func:`connect`: amqp_core's connection run in an anyio task group.
+
+The connection workflow (hosts, addresses, attempts, timeouts), the handshake, heartbeats,
+the blocked timeout and every close reason are amqp_core's
+(:class:`amqp_core.connection.Connection`). This module gives that connection a task group to
+run in (:class:`~amqp_asyncio.native._services.AnyioServices`) and turns its callbacks into
+waits.
+
+Why ``async with connect(...)`` and not ``await connect()`` alone: the connection's reader,
+writer and heartbeat timer are tasks, and under structured concurrency (trio's rule, which
+anyio follows on asyncio too) tasks live in a task group bounded by a block. The block is the
+connection's lifetime; when it ends the connection is closed and its tasks are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+
+from amqp_asyncio.native._channel import DEFAULT_MAX_IN_FLIGHT, NativeChannel
+from amqp_asyncio.native._services import AnyioServices
+from amqp_asyncio.native._waiter import Waiter
+from amqp_core import frame
+from amqp_core.awaitable import blocked_reason
+from amqp_core.connection import Connection as CoreConnection
+from amqp_core.data import FieldTable
+from amqp_core.exceptions import ConnectionClosedByClient, ConnectionWrongStateError
+from amqp_core.parameters import Parameters, URLParameters
+
+__all__ = ("ConnectionContext", "NativeConnection", "connect")
+
+#: How long leaving ``async with connect(...)`` waits for an orderly close before dropping
+#: the stream.
+DEFAULT_CLOSE_TIMEOUT: Final = 10.0
+
+ParametersLike = str | Parameters
+
+
+def _parameters(
+    parameters: ParametersLike | Sequence[ParametersLike] | None,
+) -> list[Parameters] | None:
+    if parameters is None:
+        return None
+    if isinstance(parameters, (str, Parameters)):
+        parameters = [parameters]
+    return [URLParameters(p) if isinstance(p, str) else p for p in parameters]
+
+
+class NativeConnection:
+    """An open AMQP connection with awaitable methods; made by :func:`connect`.
+
+    Every wait on the connection or its channels ends with the connection's error if the
+    connection is lost (``StreamLostError``), misses its heartbeats (``AMQPHeartbeatTimeout``)
+    or is closed by the broker (``ConnectionClosedByBroker``).
+    """
+
+    def __init__(self, services: AnyioServices) -> None:
+        self._services = services
+        self._opened: Waiter[None] = Waiter()
+        self._closed = anyio.Event()
+        self._close_reason: BaseException | None = None
+        self._reason_seen = False
+        self._blocked_reason: str | None = None
+        self._blocked_changed = anyio.Event()
+        self._waiters: set[Waiter[Any]] = set()
+        self._core: CoreConnection
+
+    def _start(self, parameters: list[Parameters] | None) -> None:
+        self._core = CoreConnection(
+            parameters,
+            on_open_callback=lambda _conn: self._opened.set_result(None),
+            on_open_error_callback=lambda _conn, error: self._opened.set_error(error),
+            on_close_callback=self._on_core_close,
+            io_services=self._services,
+        )
+        self._core.add_on_connection_blocked_callback(self._on_blocked)
+        self._core.add_on_connection_unblocked_callback(self._on_unblocked)
+
+    def __repr__(self) -> str:
+        return f"<NativeConnection {self._core!r}>"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def is_open(self) -> bool:
+        """True while the connection is open."""
+        return self._core.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection is closed."""
+        return self._core.is_closed
+
+    @property
+    def close_reason(self) -> BaseException | None:
+        """Why the connection closed, once it has (``ConnectionClosedByClient`` if we did)."""
+        return self._close_reason
+
+    @property
+    def params(self) -> Parameters:
+        """The parameters of the host that was connected."""
+        return self._core.params
+
+    @property
+    def server_properties(self) -> FieldTable:
+        """The broker's ``server-properties``."""
+        return self._core.server_properties
+
+    @property
+    def is_blocked(self) -> bool:
+        """True while the broker has blocked the connection (``Connection.Blocked``)."""
+        return self._blocked_reason is not None
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why the broker blocked the connection, while it is blocked."""
+        return self._blocked_reason
+
+    async def wait_blocked(self) -> str:
+        """Wait until the broker blocks the connection; return its reason."""
+        while self._blocked_reason is None:
+            await self._wait_changed()
+        return self._blocked_reason
+
+    async def wait_unblocked(self) -> None:
+        """Wait until the broker unblocks the connection (returns at once if not blocked)."""
+        while self._blocked_reason is not None:
+            await self._wait_changed()
+
+    async def _wait_changed(self) -> None:
+        self._raise_if_closed()
+        await self._blocked_changed.wait()
+        self._raise_if_closed()
+
+    async def wait_closed(self) -> BaseException | None:
+        """Wait until the connection is closed; return why."""
+        await self._closed.wait()
+        return self._close_reason
+
+    # ------------------------------------------------------------------ commands
+
+    async def channel(
+        self, *, publisher_confirms: bool = False, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> NativeChannel:
+        """Open a channel.
+
+        Args:
+            publisher_confirms: turn on publisher confirms (see
+                :meth:`NativeChannel.confirm_delivery`).
+            max_in_flight: how many confirmed publishes may wait for their confirm at a time.
+
+        A task cancelled while the channel opens leaves no channel behind: it is closed as
+        soon as the broker has opened it.
+        """
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self._raise_if_closed()
+        opened: Waiter[Any] = Waiter()
+        abandoned = False
+
+        def on_open(core_channel: Any) -> None:
+            if abandoned:
+                core_channel.close()
+            else:
+                opened.set_result(None)
+
+        core = self._core.channel(on_open_callback=on_open)
+        channel = NativeChannel(self, core, max_in_flight)
+        try:
+            await channel._wait(opened)
+            if publisher_confirms:
+                await channel.confirm_delivery()
+        except BaseException:
+            abandoned = True
+            if core.is_open:
+                core.close()
+            raise
+        return channel
+
+    async def update_secret(self, new_secret: str, reason: str) -> None:
+        """Send a new secret (e.g. a refreshed OAuth 2 token) and wait for the broker's OK."""
+        self._raise_if_closed()
+        waiter: Waiter[frame.Method] = Waiter()
+        self._core.update_secret(new_secret, reason, callback=waiter.set_result)
+        await self._wait(waiter)
+
+    async def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        """Close the channels, then the connection, and wait until it is closed.
+
+        Closing a closed connection does nothing.
+        """
+        core = self._core
+        if not (core.is_closed or core.is_closing):
+            core.close(reply_code, reply_text)
+        await self._closed.wait()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _seen(self, error: BaseException) -> None:
+        # The connection's error reached a task: leaving ``async with`` need not raise it.
+        if error is self._close_reason:
+            self._reason_seen = True
+
+    def _raise_if_closed(self) -> None:
+        reason = self._close_reason
+        if reason is not None:
+            self._reason_seen = True
+            raise reason
+        if not self._core.is_open:
+            raise ConnectionWrongStateError(f"the connection is not open ({self._core!r})")
+
+    async def _wait(self, waiter: Waiter[Any]) -> Any:
+        self._waiters.add(waiter)
+        try:
+            return await waiter.wait()
+        except BaseException as error:
+            self._seen(error)
+            raise
+        finally:
+            self._waiters.discard(waiter)
+
+    def _on_core_close(self, _core: CoreConnection, reason: BaseException) -> None:
+        self._close_reason = reason
+        for waiter in list(self._waiters):
+            waiter.set_error(reason)
+        self._blocked_changed.set()
+        self._closed.set()
+
+    def _on_blocked(self, _core: CoreConnection, method: frame.Method) -> None:
+        self._blocked_reason = blocked_reason(method)
+        self._blocked_changed.set()
+        self._blocked_changed = anyio.Event()
+
+    def _on_unblocked(self, _core: CoreConnection, _method: frame.Method) -> None:
+        self._blocked_reason = None
+        self._blocked_changed.set()
+        self._blocked_changed = anyio.Event()
+
+    async def _shutdown(self, timeout: float) -> None:
+        """Close in order if still open, within ``timeout``; the task group ends the rest."""
+        core = self._core
+        with anyio.move_on_after(timeout):
+            if core.is_open:
+                core.close()
+            if core.is_open or core.is_closing:
+                await self._closed.wait()
+
+    def _unseen_error(self) -> BaseException | None:
+        reason = self._close_reason
+        if reason is None or self._reason_seen or isinstance(reason, ConnectionClosedByClient):
+            return None
+        return reason
+
+
+class ConnectionContext:
+    """``async with connect(...) as connection``: opens on entry, closes on exit.
+
+    On exit the connection is closed in order (channels first) within ``close_timeout``
+    seconds, even when the block was cancelled, and its tasks end. If the connection ended
+    with an error that no task has seen (no wait raised it) and the block itself did not
+    raise, the error is raised on exit, so that it is never lost.
+    """
+
+    def __init__(
+        self,
+        parameters: list[Parameters] | None,
+        close_timeout: float,
+    ) -> None:
+        self._parameters = parameters
+        self._close_timeout = close_timeout
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._connection: NativeConnection | None = None
+
+    async def __aenter__(self) -> NativeConnection:
+        if self._tg is not None:
+            raise RuntimeError("this connect() context was already entered")
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            services = AnyioServices(tg)
+            tg.start_soon(services.run)
+            connection = NativeConnection(services)
+            connection._start(self._parameters)
+            self._connection = connection
+            await connection._wait(connection._opened)
+        except BaseException:
+            core = getattr(self._connection, "_core", None)
+            if core is not None and not (core.is_closed or core.is_closing):
+                core.close()
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            raise
+        return connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        tg, connection = self._tg, self._connection
+        assert tg is not None
+        assert connection is not None
+        try:
+            with anyio.CancelScope(shield=True):
+                await connection._shutdown(self._close_timeout)
+        finally:
+            tg.cancel_scope.cancel()
+            suppressed = await tg.__aexit__(exc_type, exc, tb)
+        if exc is None:
+            error = connection._unseen_error()
+            if error is not None:
+                raise error
+        return suppressed
+
+
+def connect(
+    parameters: ParametersLike | Sequence[ParametersLike] | None = None,
+    *,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+) -> ConnectionContext:
+    """Open a connection to RabbitMQ for the duration of an ``async with`` block.
+
+    Args:
+        parameters: an ``amqp://``/``amqps://`` URL, a
+            :class:`~amqp_core.parameters.ConnectionParameters` /
+            :class:`~amqp_core.parameters.URLParameters`, or a sequence of them: the hosts
+            are tried in order, each ``connection_attempts`` times (pika's rules). None
+            means ``amqp://guest:guest@localhost:5672/``.
+        close_timeout: how long leaving the block waits for an orderly close.
+
+    Entering the block raises what made the connection fail (``AMQPConnectionError`` for
+    TCP or TLS failures with the cause in the message, ``ProbableAuthenticationError`` ...).
+    """
+    return ConnectionContext(_parameters(parameters), close_timeout)

@@ -1,0 +1,328 @@
+"""amqp_core's :class:`~amqp_core.transport.IOServices` on anyio (asyncio or trio).
+
+Every piece of work runs as a task of one task group, the connection's: a runner task for
+"as soon as possible" callbacks, one task per timer, one per name resolution and one per
+stream (which reads and writes through two child tasks). Leaving the task group therefore
+stops all of it, and an exception in any callback ends the task group instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final, cast
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
+from anyio.streams.tls import TLSStream
+
+from amqp_core._types import Buffer
+from amqp_core.transport import AddressInfo, StreamListener, StreamSettings, Transport
+
+__all__ = ("AnyioServices",)
+
+# The stream reads at most this much at a time.
+_READ_SIZE: Final = 128 * 1024
+# Writes waiting together up to this size are joined into one send.
+_JOIN_LIMIT: Final = 256 * 1024
+# After the write buffer went above this, the listener hears when it is empty again.
+_DRAIN_MARK: Final = 1024 * 1024
+# How long closing a TLS stream may wait for the peer to read the close_notify.
+_CLOSE_GRACE: Final = 1.0
+
+
+class _Handle:
+    """A cancellable piece of work: a flag, plus the scope of the task doing it, once started."""
+
+    __slots__ = ("cancelled", "scope")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.scope: anyio.CancelScope | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class AnyioServices:
+    """The loop services of one connection, running in ``task_group``.
+
+    Args:
+        task_group: the connection's task group; :meth:`run` must be started in it.
+    """
+
+    def __init__(self, task_group: anyio.abc.TaskGroup) -> None:
+        self._tg = task_group
+        self._soon: deque[tuple[_Handle, Callable[[], None]]] = deque()
+        self._wake = anyio.Event()
+        self._token = anyio.lowlevel.current_token()
+
+    async def run(self) -> None:
+        """Run the "as soon as possible" callbacks, in order, until cancelled."""
+        soon = self._soon
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            # Callbacks queued while these run are taken in this same round.
+            while soon:
+                handle, callback = soon.popleft()
+                if not handle.cancelled:
+                    callback()
+
+    # ------------------------------------------------------------------ IOServices
+
+    def now(self) -> float:
+        """Return anyio's clock (the event loop's monotonic time)."""
+        return anyio.current_time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
+        """Run ``callback`` in the task group after ``delay`` seconds."""
+        handle = _Handle()
+        if delay <= 0:
+            self._soon.append((handle, callback))
+            self._wake.set()
+        else:
+            self._tg.start_soon(self._later, delay, callback, handle)
+        return handle
+
+    async def _later(self, delay: float, callback: Callable[[], None], handle: _Handle) -> None:
+        with anyio.CancelScope() as scope:
+            if handle.cancelled:
+                return
+            handle.scope = scope
+            await anyio.sleep(delay)
+            handle.scope = None
+            if not handle.cancelled:
+                callback()
+
+    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in the loop soon; from another thread (waits until it is queued)."""
+        anyio.from_thread.run_sync(self.call_later, 0, callback, token=self._token)
+
+    def getaddrinfo(
+        self,
+        host: str,
+        port: int,
+        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+    ) -> _Handle:
+        """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
+        handle = _Handle()
+        self._tg.start_soon(self._resolve, host, port, on_done, handle)
+        return handle
+
+    async def _resolve(
+        self,
+        host: str,
+        port: int,
+        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+        handle: _Handle,
+    ) -> None:
+        result: Sequence[AddressInfo] | BaseException
+        with anyio.CancelScope() as scope:
+            if handle.cancelled:
+                return
+            handle.scope = scope
+            try:
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as error:
+                result = error
+            else:
+                result = [
+                    AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
+                    for family, kind, proto, _name, addr in infos
+                ]
+            handle.scope = None
+        if not handle.cancelled:
+            on_done(result)
+
+    def connect_stream(
+        self,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+    ) -> _Handle:
+        """Open TCP (and TLS) in a task; then the same task runs the stream until it ends."""
+        handle = _Handle()
+        self._tg.start_soon(self._run_stream, settings, listener, on_done, handle)
+        return handle
+
+    async def _run_stream(
+        self,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+        handle: _Handle,
+    ) -> None:
+        stream: anyio.abc.ByteStream | None = None
+        error: BaseException | None = None
+        with anyio.CancelScope() as scope:
+            if handle.cancelled:
+                return
+            handle.scope = scope
+            try:
+                with anyio.fail_after(settings.connect_timeout):
+                    tcp = await anyio.connect_tcp(
+                        settings.address.sockaddr[0], settings.address.sockaddr[1]
+                    )
+                stream = tcp
+                _set_tcp_options(tcp, settings)
+                if settings.ssl_context is not None:
+                    stream = await TLSStream.wrap(
+                        tcp,
+                        hostname=settings.server_hostname or settings.host,
+                        ssl_context=settings.ssl_context,
+                        standard_compatible=False,
+                    )
+            except (OSError, anyio.BrokenResourceError) as exc:
+                error = _root_cause(exc)
+        if handle.cancelled or scope.cancelled_caught:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            return
+        handle.scope = None
+        if error is not None:
+            if stream is not None:
+                await anyio.aclose_forcefully(stream)
+            on_done(error)
+            return
+        assert stream is not None
+        transport = _Transport(stream, listener)
+        on_done(transport)
+        await transport.run()
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    # anyio reports a failed TLS handshake as BrokenResourceError from the ssl error; the
+    # connection tells TLS failures apart by the ssl error itself.
+    if isinstance(error, anyio.BrokenResourceError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def _set_tcp_options(stream: anyio.abc.SocketStream, settings: StreamSettings) -> None:
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for name, value in (settings.tcp_options or {}).items():
+        option = getattr(socket, name, None)
+        if option is None:
+            continue  # not on this platform
+        level = socket.SOL_SOCKET if name == "SO_KEEPALIVE" else socket.IPPROTO_TCP
+        raw.setsockopt(level, option, value)
+
+
+class _Transport:
+    """A connected stream, as amqp_core's :class:`~amqp_core.transport.Transport`.
+
+    Writes never block (a writer task sends them), a reader task feeds the listener, and the
+    listener hears ``connection_lost`` exactly once.
+    """
+
+    def __init__(self, stream: anyio.abc.ByteStream, listener: StreamListener) -> None:
+        self._stream = stream
+        self._listener = listener
+        self._queue: list[Buffer] = []
+        self._size = 0
+        self._wake = anyio.Event()
+        self._closing = False
+        self._drain_wanted = False
+        self._reported = False
+        self._scope: anyio.CancelScope | None = None
+        self._aborted = False
+
+    # ------------------------------------------------------------------ Transport
+
+    def write(self, data: Buffer) -> None:
+        if self._closing or self._reported:
+            return
+        self._queue.append(data)
+        self._size += len(data)
+        if self._size >= _DRAIN_MARK:
+            self._drain_wanted = True
+        self._wake.set()
+
+    def write_buffer_size(self) -> int:
+        return self._size
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    def abort(self) -> None:
+        self._aborted = True
+        self._queue.clear()
+        self._size = 0
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def run(self) -> None:
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                self._scope = tg.cancel_scope
+                if self._aborted:
+                    tg.cancel_scope.cancel()
+                tg.start_soon(self._reader)
+                error = await self._writer()
+                tg.cancel_scope.cancel()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            error = exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self._closing and not self._aborted and error is None:
+                    with anyio.move_on_after(_CLOSE_GRACE):
+                        await self._stream.aclose()
+                await anyio.aclose_forcefully(self._stream)
+            self._report(error)
+
+    async def _reader(self) -> None:
+        stream = self._stream
+        listener = self._listener
+        try:
+            while True:
+                data = await stream.receive(_READ_SIZE)
+                listener.data_received(data)
+        except anyio.EndOfStream:
+            error: BaseException | None = None
+        except (OSError, anyio.BrokenResourceError) as exc:
+            error = exc
+        self._report(error)
+        assert self._scope is not None
+        self._scope.cancel()
+
+    async def _writer(self) -> BaseException | None:
+        """Send what is queued until closed; return the send error, if any."""
+        stream = self._stream
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return None
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                continue
+            queue, self._queue = self._queue, []
+            size = self._size
+            try:
+                if len(queue) > 1 and size <= _JOIN_LIMIT:
+                    await stream.send(b"".join(queue))
+                else:
+                    for piece in queue:
+                        # Big bodies come as views; anyio's streams send any buffer.
+                        await stream.send(cast("bytes", piece))
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                return exc
+            self._size -= size
+            if self._drain_wanted and not self._queue:
+                self._drain_wanted = False
+                self._listener.write_drained()
+
+    def _report(self, error: BaseException | None) -> None:
+        if not self._reported:
+            self._reported = True
+            self._listener.connection_lost(error)

@@ -1,0 +1,49 @@
+"""A one-shot result that one task waits for, settled from a callback in the same loop.
+
+Unlike an asyncio future it works on trio too, and a result nobody waits for any more (its
+task was cancelled) is simply dropped: there is no "exception never retrieved" to report,
+because the error was meant for a task that chose to stop waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar, cast
+
+import anyio
+
+__all__ = ("Waiter",)
+
+_T = TypeVar("_T")
+
+
+class Waiter(Generic[_T]):
+    """One result or one error; the first one set wins."""
+
+    __slots__ = ("_error", "_event", "_value", "done")
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._value: _T | None = None
+        self._error: BaseException | None = None
+        self.done = False
+
+    def set_result(self, value: _T) -> None:
+        """Settle with ``value`` (ignored if already settled)."""
+        if not self.done:
+            self.done = True
+            self._value = value
+            self._event.set()
+
+    def set_error(self, error: BaseException) -> None:
+        """Settle with ``error`` (ignored if already settled)."""
+        if not self.done:
+            self.done = True
+            self._error = error
+            self._event.set()
+
+    async def wait(self) -> _T:
+        """Wait for the result; raise the error if that is what was set."""
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return cast("_T", self._value)

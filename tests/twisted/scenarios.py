@@ -1,0 +1,304 @@
+# ruff: noqa: PT017, PT018
+# mypy: disable-error-code="no-untyped-call"
+"""The Twisted adapter's scenarios, run in a process of their own (a reactor runs once).
+
+``python -m tests.twisted.scenarios CONFIG_JSON NAME...`` runs the named scenarios in order on
+one reactor and prints one JSON line per scenario: ``{"name": ..., "ok": ..., "error": ...}``.
+CONFIG_JSON holds the broker URL, a rabbitmqctl command line, and the TLS listener's details.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import traceback
+import uuid
+from collections.abc import Callable, Generator
+from typing import Any
+
+from twisted.internet import defer, endpoints, reactor, ssl, threads
+from twisted.internet.task import deferLater, react
+
+from amqp_core import exceptions
+from amqp_core.credentials import ExternalCredentials, PlainCredentials
+from amqp_core.parameters import ConnectionParameters, URLParameters
+from amqp_twisted import ClosableDeferredQueue, TwistedChannel, TwistedProtocolConnection
+from tests.adapters.amqp_support import CuttableProxy
+
+TIMEOUT = 20.0
+Scenario = Callable[[dict[str, Any]], defer.Deferred[None]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(function: Callable[[dict[str, Any]], Generator[Any, Any, None]]) -> Scenario:
+    wrapped = defer.inlineCallbacks(function)
+    SCENARIOS[function.__name__] = wrapped
+    return wrapped
+
+
+def with_timeout(
+    deferred: defer.Deferred[Any] | None, seconds: float = TIMEOUT
+) -> defer.Deferred[Any]:
+    assert deferred is not None
+    return deferred.addTimeout(seconds, reactor)
+
+
+@defer.inlineCallbacks
+def connect(
+    params: ConnectionParameters | URLParameters, port: int | None = None
+) -> Generator[Any, Any, TwistedProtocolConnection]:
+    endpoint = endpoints.TCP4ClientEndpoint(reactor, params.host, port or params.port)
+    connection = TwistedProtocolConnection(params)
+    yield with_timeout(endpoints.connectProtocol(endpoint, connection))
+    yield with_timeout(connection.ready)
+    return connection
+
+
+@defer.inlineCallbacks
+def declare(channel: TwistedChannel) -> Generator[Any, Any, str]:
+    ok = yield with_timeout(channel.queue_declare("", exclusive=True))
+    name: str = ok.method.queue
+    return name
+
+
+def ctl(config: dict[str, Any], *args: str) -> defer.Deferred[Any]:
+    command = [*shlex.split(config["ctl"]), *args]
+    env_words = [word for word in command if "=" in word.split("/")[0]]
+    env = dict(word.split("=", 1) for word in env_words)
+    argv = [word for word in command if word not in env_words]
+    return threads.deferToThread(
+        subprocess.run, argv, env=env, check=True, capture_output=True, timeout=60
+    )
+
+
+@scenario
+def open_and_close(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    assert connection.is_open
+    reason = yield with_timeout(connection.close())
+    assert isinstance(reason, exceptions.ConnectionClosedByClient), reason
+    assert connection.is_closed
+
+
+@scenario
+def wrong_password_fails_ready(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    params = URLParameters(config["url"])
+    params.credentials = PlainCredentials("guest", "not the password")
+    try:
+        yield connect(params)
+    except exceptions.ProbableAuthenticationError:
+        return
+    raise AssertionError("the login was accepted")
+
+
+@scenario
+def declare_bind_publish_consume_ack(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    exchange = f"x-{uuid.uuid4().hex}"
+    yield with_timeout(channel.exchange_declare(exchange, "direct", auto_delete=True))
+    queue = yield declare(channel)
+    yield with_timeout(channel.queue_bind(queue, exchange, routing_key="k"))
+    yield with_timeout(channel.basic_qos(prefetch_count=10))
+    for number in range(100):
+        yield channel.basic_publish(exchange, "k", f"m{number}".encode())
+    messages, tag = yield with_timeout(channel.basic_consume(queue))
+    assert isinstance(messages, ClosableDeferredQueue) and channel.consumer_tags == [tag]
+    bodies = []
+    for _ in range(100):
+        message = yield with_timeout(messages.get())
+        bodies.append(message.body)
+        message.channel.basic_ack(message.method.delivery_tag)
+    assert bodies == [f"m{n}".encode() for n in range(100)]
+    yield with_timeout(channel.basic_cancel(tag))
+    try:
+        yield messages.get()
+    except exceptions.ConsumerCancelled:
+        pass
+    else:
+        raise AssertionError("the cancelled consumer's queue is still open")
+    ok = yield with_timeout(channel.queue_declare(queue, passive=True))
+    assert ok.method.message_count == 0
+    yield with_timeout(connection.close())
+
+
+@scenario
+def basic_get_empty_then_message(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    queue = yield declare(channel)
+    assert (yield with_timeout(channel.basic_get(queue))) is None
+    yield channel.basic_publish("", queue, b"one")
+    message = yield with_timeout(channel.basic_get(queue, auto_ack=True))
+    assert message.body == b"one" and message.channel is channel
+    yield with_timeout(connection.close())
+
+
+@scenario
+def confirms_and_unroutable(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    queue = yield declare(channel)
+    yield with_timeout(channel.confirm_delivery())
+    published = [channel.basic_publish("", queue, b"x" * n) for n in range(500)]
+    yield with_timeout(defer.gatherResults(published))
+    try:
+        yield with_timeout(
+            channel.basic_publish("", f"nowhere-{uuid.uuid4().hex}", b"lost", mandatory=True)
+        )
+    except exceptions.UnroutableError as error:
+        returned: Any = error.messages[0]
+        assert returned.body == b"lost"
+    else:
+        raise AssertionError("an unroutable mandatory message was confirmed")
+    yield with_timeout(connection.close())
+
+
+@scenario
+def mandatory_return_callback(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    returned: defer.Deferred[Any] = defer.Deferred()
+    channel.add_on_return_callback(returned.callback)
+    yield channel.basic_publish("", f"nowhere-{uuid.uuid4().hex}", b"lost", mandatory=True)
+    message = yield with_timeout(returned)
+    assert message.body == b"lost" and message.method.reply_code == 312
+    yield with_timeout(connection.close())
+
+
+@scenario
+def consumer_cancelled_by_broker(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    queue = yield declare(channel)
+    messages, _ = yield with_timeout(channel.basic_consume(queue))
+    waiting = messages.get()
+    other = yield with_timeout(connection.channel())
+    yield with_timeout(other.queue_delete(queue))
+    try:
+        yield with_timeout(waiting)
+    except exceptions.ConsumerCancelled:
+        pass
+    else:
+        raise AssertionError("no ConsumerCancelled")
+    assert channel.is_open and channel.consumer_tags == []
+    yield with_timeout(connection.close())
+
+
+@scenario
+def channel_error_then_new_channel(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    try:
+        yield with_timeout(channel.queue_declare(f"missing-{uuid.uuid4().hex}", passive=True))
+    except exceptions.ChannelClosedByBroker as error:
+        assert error.reply_code == 404
+    else:
+        raise AssertionError("a passive declare of a missing queue succeeded")
+    assert channel.is_closed and connection.is_open
+    fresh = yield with_timeout(connection.channel())
+    queue = yield declare(fresh)
+    yield fresh.basic_publish("", queue, b"after")
+    message = yield with_timeout(fresh.basic_get(queue, auto_ack=True))
+    assert message.body == b"after"
+    reason = yield with_timeout(fresh.close())
+    assert isinstance(reason, exceptions.ChannelClosedByClient)
+    yield with_timeout(connection.close())
+
+
+@scenario
+def blocked_and_unblocked(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    channel = yield with_timeout(connection.channel())
+    events: list[str] = []
+    connection.add_on_connection_blocked_callback(lambda c, f: events.append("Blocked"))
+    connection.add_on_connection_unblocked_callback(lambda c, f: events.append("Unblocked"))
+    try:
+        yield ctl(config, "set_vm_memory_high_watermark", "0.0000001")
+        for _ in range(int(TIMEOUT / 0.2)):
+            if events:
+                break
+            yield channel.basic_publish("", "amq.nothing-here", b"trigger the block")
+            yield deferLater(reactor, 0.2, lambda: None)
+        assert events == ["Blocked"], events
+    finally:
+        yield ctl(config, "set_vm_memory_high_watermark", "0.4")
+    for _ in range(int(TIMEOUT / 0.1)):
+        if len(events) == 2:
+            break
+        yield deferLater(reactor, 0.1, lambda: None)
+    assert events == ["Blocked", "Unblocked"], events
+    yield with_timeout(connection.close())
+
+
+@scenario
+def broker_forced_close(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(URLParameters(config["url"]))
+    closed = connection.closed
+    assert closed is not None
+    yield ctl(config, "close_all_connections", "twisted test says goodbye")
+    reason = yield with_timeout(closed)
+    assert isinstance(reason, exceptions.ConnectionClosedByBroker), reason
+    assert reason.reply_code == 320 and "goodbye" in reason.reply_text
+
+
+@scenario
+def tcp_drop_is_a_lost_stream(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    params = URLParameters(config["url"])
+    proxy = CuttableProxy((params.host, params.port))
+    try:
+        connection = yield connect(params, port=proxy.port)
+        channel = yield with_timeout(connection.channel())
+        pending = channel.queue_declare(f"never-{uuid.uuid4().hex}", passive=True)
+        pending.addErrback(lambda failure: failure.value)
+        closed = connection.closed
+        proxy.cut()
+        reason = yield with_timeout(closed)
+        assert isinstance(reason, exceptions.StreamLostError), reason
+        assert isinstance((yield pending), exceptions.StreamLostError)
+    finally:
+        yield threads.deferToThread(proxy.close)
+
+
+@scenario
+def tls_round_trip_and_external_login(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    tls = config["tls"]
+    with open(tls["ca"], "rb") as ca_file:
+        authority = ssl.Certificate.loadPEM(ca_file.read())
+    with open(tls["client_cert"], "rb") as cert_file, open(tls["client_key"], "rb") as key_file:
+        client = ssl.PrivateCertificate.loadPEM(cert_file.read() + key_file.read())
+    for credentials in (None, ExternalCredentials()):
+        options = ssl.optionsForClientTLS(
+            "localhost", trustRoot=authority, clientCertificate=client if credentials else None
+        )
+        tcp: Any = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", tls["port"])
+        endpoint = endpoints.wrapClientTLS(options, tcp)
+        params = ConnectionParameters("127.0.0.1", tls["port"])
+        if credentials is not None:
+            params.credentials = credentials
+        connection = TwistedProtocolConnection(params)
+        yield with_timeout(endpoints.connectProtocol(endpoint, connection))
+        yield with_timeout(connection.ready)
+        channel = yield with_timeout(connection.channel())
+        queue = yield declare(channel)
+        yield channel.basic_publish("", queue, b"over TLS")
+        message = yield with_timeout(channel.basic_get(queue, auto_ack=True))
+        assert message.body == b"over TLS"
+        yield with_timeout(connection.close())
+
+
+@defer.inlineCallbacks
+def main(_reactor: Any, config: dict[str, Any], names: list[str]) -> Generator[Any, Any, None]:
+    for name in names:
+        result: dict[str, Any] = {"name": name, "ok": True, "error": None}
+        try:
+            yield SCENARIOS[name](config)
+        except Exception:
+            result.update(ok=False, error=traceback.format_exc())
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    react(main, (json.loads(sys.argv[1]), sys.argv[2:] or list(SCENARIOS)))

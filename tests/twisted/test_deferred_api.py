@@ -1,0 +1,267 @@
+# mypy: disable-error-code="no-untyped-call"
+"""The Deferred API of amqp_twisted in this process, without a reactor running.
+
+The protocol runs on a ``twisted.internet.task.Clock`` and a ``StringTransport`` wired to
+amqp_core's in-memory broker, so every branch of the Deferred plumbing (errbacks on channel
+close, nacks, consumer cancel, stream loss ...) is checked fast and deterministically. The
+real-broker scenarios are in test_twisted.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from amqp_core import exceptions
+from amqp_core.parameters import ConnectionParameters
+from amqp_core.testing.peer import FakeBroker
+from amqp_twisted import ClosableDeferredQueue, ReceivedMessage, TwistedProtocolConnection
+
+
+class Wire:
+    """Moves bytes between the protocol and the fake broker, and runs the clock's timers."""
+
+    def __init__(self, broker: FakeBroker | None = None, **params: Any) -> None:
+        self.clock = Clock()
+        self.broker = broker or FakeBroker()
+        self.transport = StringTransport()
+        self.protocol = TwistedProtocolConnection(
+            ConnectionParameters(**params), custom_reactor=self.clock
+        )
+        self.protocol.makeConnection(self.transport)
+        self.ended = False
+
+    def pump(self) -> None:
+        for _ in range(1000):
+            self.clock.advance(0)
+            out = self.transport.value()
+            self.transport.clear()
+            if out:
+                self.broker.receive_data(out)
+            back = self.broker.data_to_send()
+            if back:
+                self.protocol.dataReceived(back)
+            if not out and not back:
+                break
+        closing = self.transport.disconnecting or self.broker.closed
+        if closing and not self.ended:
+            self.ended = True
+            self.protocol.connectionLost(Failure(ConnectionDone()))
+            self.clock.advance(0)
+
+
+def result(deferred: Any) -> Any:
+    """The result of a fired Deferred (raising its failure's exception)."""
+    outcome: list[Any] = []
+    deferred.addBoth(outcome.append)
+    assert outcome, "the Deferred has not fired"
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
+
+
+def opened(**params: Any) -> tuple[Wire, Any]:
+    wire = Wire(**params)
+    ready = wire.protocol.ready
+    wire.pump()
+    assert result(ready) is wire.protocol
+    channel = wire.protocol.channel()
+    wire.pump()
+    return wire, result(channel)
+
+
+def test_open_declare_publish_consume_get_and_close() -> None:
+    wire, channel = opened()
+    assert wire.protocol.is_open
+    assert channel.is_open
+    assert channel.channel_number == 1
+    declared = channel.queue_declare("q")
+    wire.pump()
+    assert result(declared).method.queue == "q"
+    assert result(channel.basic_publish("", "q", b"one")) is None  # no confirms: at once
+    wire.pump()
+    got = channel.basic_get("q", auto_ack=True)
+    wire.pump()
+    message = result(got)
+    assert isinstance(message, ReceivedMessage)
+    assert message.body == b"one"
+    assert message.channel is channel
+    empty = channel.basic_get("q")
+    wire.pump()
+    assert result(empty) is None
+    consumed = channel.basic_consume("q")
+    wire.pump()
+    queue, tag = result(consumed)
+    assert isinstance(queue, ClosableDeferredQueue)
+    assert channel.consumer_tags == [tag]
+    channel.basic_publish("", "q", "two")
+    wire.pump()
+    delivery = result(queue.get())
+    assert delivery.body == b"two"
+    channel.basic_ack(delivery.method.delivery_tag)
+    closed = wire.protocol.close()
+    wire.pump()
+    assert isinstance(result(closed), exceptions.ConnectionClosedByClient)
+    assert wire.protocol.is_closed
+    # Closing the connection closes its channels first, and their consumers' queues with them.
+    with pytest.raises(exceptions.ChannelClosedByClient):
+        result(queue.get())
+
+
+def test_confirms_ack_nack_and_unroutable() -> None:
+    wire, channel = opened()
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    channel.queue_declare("q")
+    acked = channel.basic_publish("", "q", b"kept")
+    returned = channel.basic_publish("", "nowhere", b"lost", mandatory=True)
+    wire.pump()
+    assert result(acked) is None
+    with pytest.raises(exceptions.UnroutableError):
+        result(returned)
+    wire.broker.nack_publishes = True
+    nacked = channel.basic_publish("", "q", b"refused")
+    wire.pump()
+    with pytest.raises(exceptions.NackError):
+        result(nacked)
+
+
+def test_return_callback_gets_a_received_message() -> None:
+    wire, channel = opened()
+    returned: list[ReceivedMessage] = []
+    channel.add_on_return_callback(returned.append)
+    channel.basic_publish("", "nowhere", b"lost", mandatory=True)
+    wire.pump()
+    (message,) = returned
+    assert message.body == b"lost"
+    assert message.method.reply_code == 312
+
+
+def test_channel_error_fails_pending_calls_and_leaves_the_connection_open() -> None:
+    wire, channel = opened()
+    missing = channel.queue_declare("missing", passive=True)
+    wire.pump()
+    with pytest.raises(exceptions.ChannelClosedByBroker) as caught:
+        result(missing)
+    assert caught.value.reply_code == 404
+    assert channel.is_closed
+    assert wire.protocol.is_open
+    fresh = wire.protocol.channel()
+    wire.pump()
+    assert result(fresh).is_open
+
+
+def test_consumer_cancelled_by_broker_and_by_us() -> None:
+    wire, channel = opened()
+    channel.queue_declare("q")
+    consumed = channel.basic_consume("q")
+    wire.pump()
+    queue, tag = result(consumed)
+    waiting = queue.get()
+    wire.broker.cancel_consumer(1, tag)
+    wire.pump()
+    with pytest.raises(exceptions.ConsumerCancelled):
+        result(waiting)
+    assert channel.consumer_tags == []
+    consumed = channel.basic_consume("q")
+    wire.pump()
+    queue, tag = result(consumed)
+    cancelled = channel.basic_cancel(tag)
+    wire.pump()
+    result(cancelled)
+    with pytest.raises(exceptions.ConsumerCancelled):
+        result(queue.get())
+
+
+def test_channel_close_fires_with_the_reason() -> None:
+    wire, channel = opened()
+    closing = channel.close()
+    wire.pump()
+    assert isinstance(result(closing), exceptions.ChannelClosedByClient)
+    with pytest.raises(exceptions.ChannelWrongStateError):
+        result(channel.queue_declare("q"))
+
+
+def test_broker_close_and_blocked_callbacks() -> None:
+    wire, _ = opened()
+    events: list[str] = []
+    wire.protocol.add_on_connection_blocked_callback(lambda c, f: events.append("blocked"))
+    wire.protocol.add_on_connection_unblocked_callback(lambda c, f: events.append("unblocked"))
+    wire.broker.block()
+    wire.broker.unblock()
+    wire.pump()
+    assert events == ["blocked", "unblocked"]
+    closed = wire.protocol.closed
+    wire.broker.close_connection(320, "CONNECTION_FORCED - bye")
+    wire.pump()
+    reason = result(closed)
+    assert isinstance(reason, exceptions.ConnectionClosedByBroker)
+    assert reason.reply_code == 320
+
+
+def test_stream_lost_fails_what_is_pending() -> None:
+    wire, channel = opened()
+    pending = channel.queue_declare("never", passive=True)  # not pumped: no answer yet
+    closed = wire.protocol.closed
+    wire.protocol.connectionLost(Failure(ConnectionLost("cut")))
+    wire.clock.advance(0)
+    assert isinstance(result(closed), exceptions.StreamLostError)
+    with pytest.raises(exceptions.StreamLostError):
+        result(pending)
+
+
+def test_refused_login_fails_ready() -> None:
+    wire = Wire(FakeBroker(users={"someone": "else"}))
+    ready = wire.protocol.ready
+    wire.pump()
+    with pytest.raises(exceptions.ProbableAuthenticationError):
+        result(ready)
+
+
+def test_stream_lost_before_open_fails_ready() -> None:
+    wire = Wire()
+    ready = wire.protocol.ready
+    wire.protocol.connectionLost(Failure(ConnectionLost("cut")))
+    wire.clock.advance(0)
+    with pytest.raises(exceptions.AMQPConnectionError):
+        result(ready)
+
+
+def test_channel_refused_when_the_connection_is_not_open() -> None:
+    wire = Wire()
+    with pytest.raises(exceptions.ConnectionWrongStateError):
+        result(wire.protocol.channel())
+
+
+def test_write_pressure_pauses_and_resumes() -> None:
+    wire, channel = opened()
+    transport = wire.protocol._transport
+    assert transport is not None
+    transport.pauseProducing()
+    assert transport.write_buffer_size() > 0
+    channel.basic_publish("", "q", b"held back")
+    wire.clock.advance(0)
+    assert wire.transport.value() == b""  # amqp_core holds it while Twisted says pause
+    transport.resumeProducing()
+    assert wire.transport.value() != b""
+
+
+def test_heartbeats_on_the_reactor_clock_and_a_silent_peer() -> None:
+    wire = Wire(FakeBroker(heartbeat=2))
+    ready = wire.protocol.ready
+    wire.pump()
+    result(ready)
+    closed = wire.protocol.closed
+    for _ in range(3):
+        wire.clock.advance(1.0)
+        wire.pump()
+    assert wire.broker.heartbeats_received >= 1
+    # The broker falls silent: two missed intervals end the connection.
+    wire.clock.advance(5.0)
+    assert isinstance(result(closed), exceptions.AMQPHeartbeatTimeout)
