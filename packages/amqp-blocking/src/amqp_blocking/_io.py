@@ -19,6 +19,7 @@ import contextlib
 import errno
 import heapq
 import itertools
+import random
 import selectors
 import socket
 import ssl
@@ -213,6 +214,10 @@ class ThreadIOServices:
         self._thread.start()
 
     # IOServices ----------------------------------------------------------------------------
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         return time.monotonic()

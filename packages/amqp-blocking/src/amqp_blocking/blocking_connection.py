@@ -19,6 +19,7 @@ deliveries on cancel) is amqp_core's; this module only waits and hands over.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
@@ -41,10 +42,12 @@ from amqp_core.exceptions import (
     ChannelWrongStateError,
     ConnectionClosedByClient,
     ConnectionWrongStateError,
+    RecoveryInterrupted,
     ReentrancyError,
 )
 from amqp_core.exchange_type import ExchangeType
 from amqp_core.parameters import Parameters
+from amqp_core.recovery import ConnectionLost, RecoveryEvent
 from amqp_core.spec import BasicProperties
 
 __all__ = (
@@ -138,6 +141,9 @@ class BlockingConnection:
         self._blocked = False
         self._blocked_callbacks: list[Callable[..., None]] = []
         self._unblocked_callbacks: list[Callable[..., None]] = []
+        # Recovery: bumped on every loss, so that a request waiting across it knows.
+        self._generation = 0
+        self._recovery_listeners: list[Callable[..., None]] = []
         self._io = ThreadIOServices(self._lock, self._cond.notify_all)
         try:
             with self._lock:
@@ -150,6 +156,7 @@ class BlockingConnection:
                 )
                 self._impl.add_on_connection_blocked_callback(self._on_blocked)
                 self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
+                self._impl.add_recovery_listener(self._on_recovery_event)
                 self._io.run_ready()
                 self._cond.wait_for(lambda: self._opened or self._open_error is not None)
         except BaseException:
@@ -206,7 +213,23 @@ class BlockingConnection:
         for callback in self._unblocked_callbacks:
             self._pending.append(functools.partial(callback, self, method_frame))
 
+    def _on_recovery_event(self, _impl: Connection, event: RecoveryEvent) -> None:
+        if isinstance(event, ConnectionLost):
+            self._generation += 1
+            self._blocked = False
+            for channel in self._channels.values():
+                channel._on_connection_lost(event.reason)
+        for callback in self._recovery_listeners:
+            self._pending.append(functools.partial(callback, self, event))
+        self._cond.notify_all()
+
     # ------------------------------------------------------------------ waiting
+
+    def _wait_recovered(self, channel: BlockingChannel | None = None) -> None:
+        """Wait (lock held) while the connection recovers; raise if that fails."""
+        impl = self._impl
+        if impl.is_recovering:
+            self._wait(lambda: not impl.is_recovering, channel)
 
     def _raise_if_closed(self) -> None:
         reason = self._close_reason
@@ -221,8 +244,17 @@ class BlockingConnection:
         predicate: Callable[[], bool],
         channel: BlockingChannel | None = None,
         deadline: float | None = None,
+        generation: int | None = None,
     ) -> bool:
         """Wait (lock held) until ``predicate()``; raise if the connection or channel ends.
+
+        Args:
+            predicate: what to wait for.
+            channel: raise if this channel closes.
+            deadline: give up at this ``time.monotonic()``.
+            generation: the connection's generation when the request was sent: if the
+                connection is lost meanwhile, the reply will never come, so wait for the
+                recovery to end and raise :class:`RecoveryInterrupted`.
 
         Returns:
             Whether the predicate came true (False: ``deadline`` passed).
@@ -231,6 +263,12 @@ class BlockingConnection:
             if channel is not None:
                 channel._raise_if_closed()
             self._raise_if_closed()
+            if generation is not None and generation != self._generation:
+                self._wait_recovered(channel)
+                raise RecoveryInterrupted(
+                    "the connection was lost while waiting for the broker's reply; it has "
+                    "been recovered, but the request may or may not have taken effect"
+                )
             if deadline is None:
                 self._cond.wait()
             else:
@@ -383,6 +421,23 @@ class BlockingConnection:
         with self._lock:
             self._unblocked_callbacks.append(callback)
 
+    def add_recovery_listener(self, callback: Callable[..., None]) -> None:
+        """Call ``callback(connection, event)`` for each recovery event (beyond pika).
+
+        Only with a :class:`~amqp_core.recovery.RecoveryPolicy` in the parameters. The events
+        are those of :mod:`amqp_core.recovery`; the callback runs inside
+        ``process_data_events`` / ``start_consuming`` like every other callback.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, but got {callback!r}")
+        with self._lock:
+            self._recovery_listeners.append(callback)
+
+    @property
+    def is_recovering(self) -> bool:
+        """True while the connection recovers from a loss (beyond pika)."""
+        return self._impl.is_recovering
+
     def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback()`` inside the next ``process_data_events`` / ``start_consuming``.
 
@@ -468,6 +523,7 @@ class BlockingConnection:
         opened: list[Channel] = []
         with self._lock:
             self._raise_if_closed()
+            self._wait_recovered()
             self._prune()
             impl = self._impl.channel(channel_number, opened.append)
             self._io.run_ready()
@@ -566,6 +622,22 @@ class BlockingChannel:
         # thread that consumes on it.
         self._events.append(_noop)
 
+    def _on_connection_lost(self, reason: BaseException) -> None:
+        # Called before the core reports the unconfirmed publishes as nacked: they fail
+        # with a clearer error than NackError.
+        if self._tracker is not None:
+            self._tracker.fail_all(
+                RecoveryInterrupted(
+                    f"the connection was lost before the broker confirmed the message "
+                    f"({reason!r}); it may or may not have been received"
+                )
+            )
+        for consumer in self._consumers.values():
+            if not consumer.auto_ack:
+                # The broker requeues them; their tags would be stale. They come again.
+                consumer.pending.clear()
+        self._events.append(_noop)
+
     def _on_return(self, _impl: Channel, method: Any, properties: Any, body: bytes) -> None:
         if self._tracker is not None:
             self._tracker.on_return(method, properties, body)
@@ -619,9 +691,11 @@ class BlockingChannel:
             connection._raise_if_closed()
             if self._closed_reason is not None:
                 self._raise_if_closed()
+            connection._wait_recovered(self)
+            generation = connection._generation
             start(box.append)
             connection._io.run_ready()
-            connection._wait(lambda: bool(box), self)
+            connection._wait(lambda: bool(box), self, generation=generation)
         return box[0]
 
     def _take_ownership(self) -> None:
@@ -762,9 +836,19 @@ class BlockingChannel:
             if consumer is None:
                 LOGGER.warning("basic_cancel: unknown consumer tag %r", consumer_tag)
                 return []
-            if self._impl.is_open and not consumer.ended:
-                self._call(lambda done: self._impl.basic_cancel(consumer_tag, done))
+            if not consumer.ended:
+                self._cancel_in_core(consumer_tag)
             return self._drop_consumer(consumer)[0]
+
+    def _cancel_in_core(self, consumer_tag: str) -> None:
+        connection = self._connection
+        connection._wait_recovered(self)
+        if not self._impl.is_open:
+            return
+        # A cancel under way when the connection died (RecoveryInterrupted) is done all the
+        # same: recovery does not restore a consumer that was being cancelled.
+        with contextlib.suppress(RecoveryInterrupted):
+            self._call(lambda done: self._impl.basic_cancel(consumer_tag, done))
 
     def _drop_consumer(self, consumer: _Consumer) -> tuple[list[Message], int]:
         consumer.ended = True
@@ -896,8 +980,8 @@ class BlockingChannel:
             consumer = self._generator
             if consumer is None:
                 return 0
-            if self._impl.is_open and not consumer.ended:
-                self._call(lambda done: self._impl.basic_cancel(consumer.tag, done))
+            if not consumer.ended:
+                self._cancel_in_core(consumer.tag)
             return self._drop_consumer(consumer)[1]
 
     # ------------------------------------------------------------------ acks
@@ -907,6 +991,7 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
+            self._wait_unless_stale(delivery_tag)
             self._impl.basic_ack(delivery_tag, multiple)
             connection._io.run_ready()
 
@@ -917,6 +1002,7 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
+            self._wait_unless_stale(delivery_tag)
             self._impl.basic_nack(delivery_tag, multiple, requeue)
             connection._io.run_ready()
 
@@ -925,8 +1011,15 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
+            self._wait_unless_stale(delivery_tag)
             self._impl.basic_reject(delivery_tag, requeue)
             connection._io.run_ready()
+
+    def _wait_unless_stale(self, delivery_tag: int) -> None:
+        # A tag from before a recovery is dropped (and reported) by the core at once; any
+        # other acknowledgement waits for the recovery to end.
+        if not 0 < delivery_tag <= self._impl._tag_offset:
+            self._connection._wait_recovered(self)
 
     def basic_get(self, queue: str, auto_ack: bool = False) -> tuple[Any, Any, Any]:
         """Fetch one message: ``(Basic.GetOk, properties, body)``, or three Nones if empty."""
@@ -992,6 +1085,7 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
+            connection._wait_recovered(self)
             connection._wait_writable(self)
             tracker = self._tracker
             if windowed:

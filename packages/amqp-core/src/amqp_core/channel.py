@@ -38,6 +38,7 @@ from amqp_core.exchange_type import ExchangeType
 
 if TYPE_CHECKING:
     from amqp_core.connection import Connection
+    from amqp_core.recovery import Recovery
 
 __all__ = ("MAX_CHANNELS", "Channel")
 
@@ -117,6 +118,20 @@ class Channel:
         self._ack_nack_callback: RPCCallback | None = None
         self._close_args: tuple[int, str] | None = None
         self._flow_active = True
+        # Recovery (amqp_core.recovery): what is restored on a new connection, and the tag
+        # offsets that keep delivery tags and publish sequence numbers growing across it.
+        self._recording = True
+        self._consume_args: dict[str, tuple[str, bool, bool, Mapping[str, FieldValue] | None]] = {}
+        self._recovery_qos: Method | None = None
+        self._recovery_tx = False
+        self._tag_offset = 0
+        self._epoch_tag = 0
+        self._publish_offset = 0
+        self._epoch_seq = 0
+        self._max_confirmed = 0
+        self._confirm_gap = False
+        self._restore_close: Callable[[Channel, BaseException], None] | None = None
+        self._user_open = on_open_callback
 
     def __int__(self) -> int:
         return self.channel_number
@@ -298,6 +313,9 @@ class Channel:
 
     def _rpc(self, method: Method, callback: Callable[[Any], None] | None) -> None:
         engine = self._engine()
+        topology = self.connection._topology
+        if topology is not None and self._recording:
+            callback = topology.observe(self, method, callback)
         engine.send_method(self.channel_number, method)
         replies = _REPLIES.get(method.INDEX)
         if replies is not None and not getattr(method, "nowait", False):
@@ -345,15 +363,22 @@ class Channel:
         self._close_when_cancelled()
 
     def _on_deliver(self, event: ev.MessageDelivered) -> None:
-        callback = self._consumers.get(event.method.consumer_tag)
+        method = event.method
+        self._epoch_tag = method.delivery_tag
+        if self._tag_offset:
+            method.delivery_tag += self._tag_offset
+        callback = self._consumers.get(method.consumer_tag)
         if callback is not None:
-            callback(self, event.method, event.properties, event.body)
+            callback(self, method, event.properties, event.body)
 
     def _handle_return(self, event: ev.MessageReturned) -> None:
         for callback in list(self._on_return):
             callback(self, event.method, event.properties, event.body)
 
     def _handle_get_ok(self, event: ev.GetOk) -> None:
+        self._epoch_tag = event.method.delivery_tag
+        if self._tag_offset:
+            event.method.delivery_tag += self._tag_offset
         self._complete(event.method, event)
         self._notify(event.method)
 
@@ -363,10 +388,17 @@ class Channel:
 
     def _handle_confirm(self, event: ev.PublishAcked | ev.PublishNacked) -> None:
         method: Method
+        tag = event.delivery_tag + self._publish_offset
+        if tag > self._max_confirmed:
+            # Remember whether confirms came out of order: then a loss cannot tell which
+            # publishes below the highest confirm are still unconfirmed.
+            if not event.multiple and tag != self._max_confirmed + 1:
+                self._confirm_gap = True
+            self._max_confirmed = tag
         if isinstance(event, ev.PublishAcked):
-            method = _B.Ack(event.delivery_tag, event.multiple)
+            method = _B.Ack(tag, event.multiple)
         else:
-            method = _B.Nack(event.delivery_tag, event.multiple)
+            method = _B.Nack(tag, event.multiple)
         callback = self._ack_nack_callback
         if callback is not None:
             callback(frame.Method(self.channel_number, method))
@@ -393,6 +425,110 @@ class Channel:
     def _on_connection_closed(self, reason: BaseException) -> None:
         self._cleanup(reason)
 
+    def _lose(self) -> tuple[int, int | None] | None:
+        """The connection is lost and will be recovered: keep what recovery restores.
+
+        Returns:
+            ``(last publish sequence number, how many are unconfirmed or None if unknown)``
+            when publishes may lack their confirm, else None.
+        """
+        self._state = self.OPENING
+        self._pending.clear()
+        if self._restore_close is not None:
+            # Lost again in the middle of a restore: undo its hooks; it starts over.
+            self._on_close.remove(self._restore_close)
+            self._restore_close = None
+            self._on_open_callback = self._user_open
+        for tag in self._cancelling:
+            # A cancel was under way: the consumer is not restored.
+            self._consumers.pop(tag, None)
+        self._cancelling.clear()
+        self._get_callback = None
+        self._get_empty_callback = None
+        self._close_args = None
+        self._flow_active = True
+        # Tags of the new connection start above every tag handed out so far.
+        self._tag_offset += self._epoch_tag
+        self._epoch_tag = 0
+        last = self._publish_offset + self._epoch_seq
+        self._publish_offset = last
+        self._epoch_seq = 0
+        unconfirmed: tuple[int, int | None] | None = None
+        if self._ack_nack_callback is not None and (
+            last > self._max_confirmed or self._confirm_gap
+        ):
+            unconfirmed = (last, None if self._confirm_gap else last - self._max_confirmed)
+        self._max_confirmed = last
+        self._confirm_gap = False
+        return unconfirmed
+
+    def _recover(self, recovery: Recovery, renames: Mapping[str, str]) -> None:
+        """Open the channel on the new connection and restore its modes and consumers."""
+        engine = self.connection._engine
+        assert engine is not None
+        user_open = self._user_open = self._on_open_callback
+        steps: list[tuple[str, Callable[[Callable[[Any], None]], None]]] = []
+        if self._recovery_qos is not None:
+            qos = self._recovery_qos
+            steps.append(("QoS", lambda done: self._rpc(qos, done)))
+        if self._ack_nack_callback is not None:
+            steps.append(("confirm mode", lambda done: self._rpc(spec.Confirm.Select(), done)))
+        if self._recovery_tx:
+            steps.append(("transaction mode", lambda done: self._rpc(spec.Tx.Select(), done)))
+        self._consume_args = {
+            tag: args for tag, args in self._consume_args.items() if tag in self._consumers
+        }
+        for tag, on_message in list(self._consumers.items()):
+            queue, auto_ack, exclusive, arguments = self._consume_args[tag]
+            queue = renames.get(queue, queue)
+
+            def consume(
+                done: Callable[[Any], None],
+                tag: str = tag,
+                queue: str = queue,
+                on_message: MessageCallback = on_message,
+                auto_ack: bool = auto_ack,
+                exclusive: bool = exclusive,
+                arguments: Mapping[str, FieldValue] | None = arguments,
+            ) -> None:
+                # Still listed (a loss in mid-restore keeps it); basic_consume adds it back,
+                # unless the application cancelled it meanwhile.
+                if self._consumers.pop(tag, None) is None:
+                    done(None)
+                    return
+                self.basic_consume(queue, on_message, auto_ack, exclusive, tag, arguments, done)
+
+            steps.append((f"consumer {tag!r} on queue {queue!r}", consume))
+        current = [""]
+
+        def on_close(_channel: Channel, reason: BaseException) -> None:
+            self._on_open_callback = user_open
+            self._on_close.remove(on_close)
+            self._restore_close = None
+            recovery.channel_restored(self, current[0] or "channel", reason)
+
+        def run(_reply: Any) -> None:
+            if self._state != self.OPEN:
+                return
+            if not steps:
+                self._on_close.remove(on_close)
+                self._restore_close = None
+                recovery.channel_restored(self, "", None)
+                return
+            current[0], start = steps.pop(0)
+            current[0] = f"{current[0]} on channel {self.channel_number}"
+            start(run)
+
+        def opened(_channel: Channel) -> None:
+            self._on_open_callback = user_open
+            run(None)
+
+        self._on_open_callback = opened
+        self._restore_close = on_close
+        self._on_close.insert(0, on_close)
+        engine.open_channel(self.channel_number)
+        self._sent()
+
     def _cleanup(self, reason: BaseException) -> None:
         self._state = self.CLOSED
         self._pending.clear()
@@ -406,8 +542,29 @@ class Channel:
 
     # ------------------------------------------------------------------ basic
 
+    def _live_tag(self, delivery_tag: int, method: str) -> int | None:
+        """Map an application's delivery tag to this connection's; None if it is stale."""
+        if delivery_tag == 0:
+            return 0
+        if delivery_tag <= self._tag_offset:
+            # Received before a recovery: the broker requeued it; acking this number on the
+            # new channel would settle a different message.
+            recovery = self.connection._recovery
+            if recovery is not None:
+                recovery.stale_tag(self, delivery_tag, method)
+            return None
+        return delivery_tag - self._tag_offset
+
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
-        """Acknowledge one delivery, or every one up to ``delivery_tag`` with ``multiple``."""
+        """Acknowledge one delivery, or every one up to ``delivery_tag`` with ``multiple``.
+
+        After a recovery, a tag received before it is dropped (and reported), not sent.
+        """
+        if self._tag_offset:
+            tag = self._live_tag(delivery_tag, "basic_ack")
+            if tag is None:
+                return
+            delivery_tag = tag
         self._engine().ack(self.channel_number, delivery_tag, multiple)
         self._sent()
 
@@ -415,6 +572,11 @@ class Channel:
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
     ) -> None:
         """Refuse one delivery (or several with ``multiple``); requeue it by default."""
+        if self._tag_offset:
+            tag = self._live_tag(delivery_tag, "basic_nack")
+            if tag is None:
+                return
+            delivery_tag = tag
         self._engine().nack(self.channel_number, delivery_tag, multiple, requeue)
         self._sent()
 
@@ -426,6 +588,11 @@ class Channel:
         """
         if not isinstance(delivery_tag, int):
             raise TypeError(f"delivery_tag must be an int, but got {delivery_tag!r}")
+        if self._tag_offset:
+            tag = self._live_tag(delivery_tag, "basic_reject")
+            if tag is None:
+                return
+            delivery_tag = tag
         self._engine().reject(self.channel_number, delivery_tag, requeue)
         self._sent()
 
@@ -488,6 +655,8 @@ class Channel:
             arguments=arguments,
         )
         self._consumers[tag] = on_message_callback
+        if self.connection._recovery is not None:
+            self._consume_args[tag] = (queue, auto_ack, exclusive, arguments)
         self._pending.append(_Pending((_B.ConsumeOk.INDEX,), callback))
         self._sent()
         return tag
@@ -548,7 +717,11 @@ class Channel:
             body = body.encode("utf-8")
         elif not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"body must be str or bytes, but got {type(body).__name__}")
-        engine.publish(self.channel_number, exchange, routing_key, body, properties, mandatory)
+        seq = engine.publish(
+            self.channel_number, exchange, routing_key, body, properties, mandatory
+        )
+        if seq is not None:
+            self._epoch_seq = seq
         self._sent()
 
     def basic_qos(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from amqp_core import events as ev
 from amqp_core import frame, spec
+from amqp_core._topology import Topology
 from amqp_core._workflow import ConnectionWorkflow
 from amqp_core.data import FieldTable, FieldValue
 from amqp_core.engine import Engine
@@ -37,6 +38,7 @@ from amqp_core.exceptions import (
     AMQPHeartbeatTimeout,
     ConnectionBlockedTimeout,
     ConnectionClosedByBroker,
+    ConnectionClosedByClient,
     ConnectionOpenAborted,
     ConnectionWrongStateError,
     ProbableAccessDeniedError,
@@ -49,6 +51,7 @@ from amqp_core.parameters import (
     SSLOptions,
     URLParameters,
 )
+from amqp_core.recovery import Recovery, RecoveryListener, is_recoverable
 from amqp_core.transport import (
     AddressInfo,
     Cancellable,
@@ -75,6 +78,8 @@ from amqp_core.config import PRODUCT
 #: Above this many bytes waiting in the transport, output stays in the engine until the
 #: transport reports ``write_drained`` (the adapter's low-water mark).
 WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
+#: Seconds the transport gets to send our Close-Ok after the broker closed the connection.
+CLOSE_GRACE: Final = 2.0
 # Output pieces at most this big in total are joined into one write.
 _JOIN_LIMIT: Final = 64 * 1024
 
@@ -253,6 +258,7 @@ class Connection:
         self._timer: Cancellable | None = None
         self._timer_at: float | None = None
         self._blocked_timer: Cancellable | None = None
+        self._close_grace: Cancellable | None = None
         self._flush_pending: Cancellable | None = None
         self._dispatching = False
         self._resume_pending = False
@@ -260,6 +266,15 @@ class Connection:
         self._teardown_reason: BaseException | None = None
         self._close_reason: BaseException | None = None
         self._lost_error: BaseException | None = None
+        # Recovery (opt-in, amqp_core.recovery): not for an adapter-made stream, which the
+        # core cannot open again.
+        policy = self._configs[0].recovery
+        self._recovery: Recovery | None = None
+        self._topology: Topology | None = None
+        if policy is not None and not external_stream:
+            self._recovery = Recovery(self, policy)
+            if policy.topology:
+                self._topology = Topology()
         self._workflow: ConnectionWorkflow | _ExternalStream
         if external_stream:
             self._workflow = _ExternalStream(self)
@@ -339,6 +354,24 @@ class Connection:
         """Forget an unblocked callback; return whether it was registered."""
         return self._remove(self._on_unblocked, callback)
 
+    def add_recovery_listener(self, callback: RecoveryListener) -> None:
+        """Call ``callback(connection, event)`` for every recovery event.
+
+        Events are the classes of :mod:`amqp_core.recovery`: ``ConnectionLost``,
+        ``Recovering``, ``Recovered``, ``RecoveryFailed``, ``TopologyRecoveryFailed``,
+        ``QueueRenamed``, ``StaleDeliveryTag`` and ``PublishesUnconfirmed``. Only a connection
+        whose parameters carry a ``RecoveryPolicy`` recovers (and reports them).
+        """
+        self._require_callable(callback)
+        if self._recovery is not None:
+            self._recovery.listeners.append(callback)
+
+    def remove_recovery_listener(self, callback: RecoveryListener) -> bool:
+        """Forget a recovery listener; return whether it was registered."""
+        if self._recovery is None:
+            return False
+        return self._remove(self._recovery.listeners, callback)
+
     @staticmethod
     def _require_callable(callback: Any) -> Any:
         if not callable(callback):
@@ -373,6 +406,11 @@ class Connection:
     def is_closed(self) -> bool:
         """True when closed (or never opened, after the workflow failed)."""
         return self.connection_state == self.CONNECTION_CLOSED
+
+    @property
+    def is_recovering(self) -> bool:
+        """True from a loss until the connection and its topology are restored (or given up)."""
+        return self._recovery is not None and self._recovery.active
 
     @property
     def server_capabilities(self) -> dict[str, FieldValue]:
@@ -457,6 +495,11 @@ class Connection:
                 "was called while connection state="
                 f"{'CLOSING' if self.is_closing else 'CLOSED'}"
             )
+        recovery = self._recovery
+        if recovery is not None and recovery.active and not self._opened:
+            # Between connections: nothing to close on the wire, just stop retrying.
+            recovery.abort(ConnectionClosedByClient(reply_code, reply_text))
+            return
         if not self._opened:
             self.connection_state = self.CONNECTION_CLOSED
             self._workflow.abort()
@@ -602,7 +645,9 @@ class Connection:
             # RabbitMQ refuses a login or a virtual host with Connection.Close during the
             # handshake; name the probable cause as pika does.
             probable = ProbableAccessDeniedError if self._tuned else ProbableAuthenticationError
+            closed = reason
             reason = probable(repr(reason))
+            reason.__cause__ = closed  # its reply code tells recovery whether to retry
         attempt.on_done(
             AMQPConnectorAMQPHandshakeError(reason, f"{attempt.where()}: AMQP handshake failed")
         )
@@ -648,6 +693,9 @@ class Connection:
         self._process()
 
     def _on_stream_lost(self, error: BaseException | None) -> None:
+        if self._close_grace is not None:
+            self._close_grace.cancel()
+            self._close_grace = None
         stream = self._stream
         assert stream is not None
         stream.active = False
@@ -731,7 +779,11 @@ class Connection:
         self.server_properties = dict(event.server_properties)
         self.connection_state = self.CONNECTION_OPEN
         attempt.params.credentials.erase_credentials()
+        recovering = self._recovery is not None and self._recovery.active
         attempt.on_done(None)
+        if recovering:
+            # A reconnection: the application hears of it as Recovered, not as a new open.
+            return
         for callback in list(self._on_open):
             callback(self)
 
@@ -801,11 +853,43 @@ class Connection:
             self._flush(force=True)
             assert stream.transport is not None
             stream.transport.close()
+            # A broker that stopped reading (a node shutting down, flow control) would hold
+            # our queued output, and with it the end of the stream, forever: cut it then.
+            self._close_grace = self._io.call_later(
+                CLOSE_GRACE, lambda: self._abort_closing(stream)
+            )
+
+    def _abort_closing(self, stream: _Stream) -> None:
+        self._close_grace = None
+        if stream.active and stream.transport is not None:
+            stream.transport.abort()
 
     def _finish_close(self) -> None:
         reason = self._close_reason
         assert reason is not None
         self._close_reason = None
+        recovery = self._recovery
+        if recovery is not None:
+            if is_recoverable(reason):
+                recovery.connection_lost(reason)
+                return
+            recovery.active = False
+        self._closed_for_good(reason)
+
+    def _reset_for_recovery(self) -> None:
+        """Forget the lost stream; the channels stay for recovery to reopen."""
+        self._drop_stream()
+        self._opened = False
+        self._tuned = False
+        self.connection_state = self.CONNECTION_INIT
+        self._teardown_reason = None
+        self._lost_error = None
+        self._pending_close = None
+        self._update_secret_callbacks.clear()
+
+    def _closed_for_good(self, reason: BaseException) -> None:
+        """The connection ends with ``reason``: close its channels, run the close callbacks."""
+        self.connection_state = self.CONNECTION_CLOSED
         self._drop_stream()
         channels = list(self._channels.values())
         self._channels.clear()

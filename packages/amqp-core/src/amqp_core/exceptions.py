@@ -46,6 +46,7 @@ __all__ = (
     "ConnectionClosedByBroker",
     "ConnectionClosedByClient",
     "ConnectionOpenAborted",
+    "ConnectionRecoveryFailed",
     "ConnectionStateError",
     "ConnectionWrongStateError",
     "ConsumerCancelled",
@@ -63,6 +64,7 @@ __all__ = (
     "ProbableAuthenticationError",
     "ProtocolSyntaxError",
     "ProtocolVersionMismatch",
+    "RecoveryInterrupted",
     "ReentrancyError",
     "RemoteProtocolError",
     "ShortStringTooLong",
@@ -184,6 +186,21 @@ class ConnectionBlockedTimeout(AMQPConnectionError):
 
 class AMQPHeartbeatTimeout(AMQPConnectionError):
     """Nothing was received from the peer for two heartbeat intervals."""
+
+
+class ConnectionRecoveryFailed(AMQPConnectionError):
+    """Automatic recovery gave up (bounds reached, or the broker refused the login).
+
+    ``__cause__`` holds the last error: why the connection was lost, or the refusal.
+    """
+
+
+class RecoveryInterrupted(AMQPConnectionError):
+    """The connection was lost while a request waited for its reply; it has been recovered.
+
+    The broker may or may not have carried out the request: repeat it if it is idempotent
+    (declarations, bindings, QoS), check first otherwise.
+    """
 
 
 class AMQPChannelError(AMQPError):

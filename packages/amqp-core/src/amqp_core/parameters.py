@@ -21,11 +21,14 @@ import numbers
 import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 from amqp_core.config import EngineConfig
 from amqp_core.credentials import VALID_TYPES, Credentials, PlainCredentials
 from amqp_core.data import FieldValue
+
+if TYPE_CHECKING:
+    from amqp_core.recovery import RecoveryPolicy
 
 __all__ = (
     "TCP_OPTION_NAMES",
@@ -164,6 +167,7 @@ class Parameters:
         "_host",
         "_locale",
         "_port",
+        "_recovery",
         "_retry_delay",
         "_socket_timeout",
         "_ssl_options",
@@ -185,6 +189,7 @@ class Parameters:
         self._locale = self.DEFAULT_LOCALE
         self._port = self.DEFAULT_PORT
         self._retry_delay: float = self.DEFAULT_RETRY_DELAY
+        self._recovery: RecoveryPolicy | None = None
         self._socket_timeout: float | None = self.DEFAULT_SOCKET_TIMEOUT
         self._stack_timeout: float | None = self.DEFAULT_STACK_TIMEOUT
         self._ssl_options: SSLOptions | None = self.DEFAULT_SSL_OPTIONS
@@ -400,6 +405,23 @@ class Parameters:
             raise TypeError(f"tcp_options must be a dict or None, but got {value!r}")
         self._tcp_options = value
 
+    @property
+    def recovery(self) -> RecoveryPolicy | None:
+        """The automatic recovery policy, or None (pika's behaviour: no recovery).
+
+        Beyond pika; see :mod:`amqp_core.recovery`. With several parameter sets, the first
+        one's policy applies to the connection.
+        """
+        return self._recovery
+
+    @recovery.setter
+    def recovery(self, value: RecoveryPolicy | None) -> None:
+        from amqp_core.recovery import RecoveryPolicy
+
+        if value is not None and not isinstance(value, RecoveryPolicy):
+            raise TypeError(f"recovery must be a RecoveryPolicy or None, but got {value!r}")
+        self._recovery = value
+
     # ------------------------------------------------------------------ for the connection
 
     def engine_config(self, connection: object = None) -> EngineConfig:
@@ -439,7 +461,9 @@ class ConnectionParameters(Parameters):
 
     Every argument defaults to the class's ``DEFAULT_*`` constant; the :attr:`_DEFAULT`
     sentinel tells "not given" from ``None`` (``heartbeat=None`` accepts the broker's value).
-    When ``port`` is not given it is 5671 with ``ssl_options``, else 5672.
+    When ``port`` is not given it is 5671 with ``ssl_options``, else 5672. Beyond pika, the
+    keyword-only ``recovery`` takes a :class:`~amqp_core.recovery.RecoveryPolicy` (default
+    None: no automatic recovery, as in pika).
 
     Raises:
         TypeError: an argument of the wrong type, or an unknown keyword argument.
@@ -468,9 +492,12 @@ class ConnectionParameters(Parameters):
         blocked_connection_timeout: float | None = _DEFAULT,
         client_properties: dict[str, FieldValue] | None = _DEFAULT,
         tcp_options: dict[str, int] | None = _DEFAULT,
+        *,
+        recovery: RecoveryPolicy | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        self.recovery = recovery
         default = self._DEFAULT
         if kwargs:
             raise TypeError(f"unexpected kwargs: {sorted(kwargs)!r}")
