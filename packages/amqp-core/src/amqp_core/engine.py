@@ -36,6 +36,7 @@ State transitions are looked up in :mod:`amqp_core._state`.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Final
@@ -100,6 +101,7 @@ from amqp_core.exceptions import (
 )
 from amqp_core.frame import (
     PROTOCOL_HEADER,
+    decode_content,
     decode_header_payload,
     decode_method_payload,
     encode_heartbeat,
@@ -133,6 +135,8 @@ _DELIVER: Final = _B.Deliver.INDEX
 _RETURN: Final = _B.Return.INDEX
 _GET_OK: Final = _B.GetOk.INDEX
 _GET_EMPTY: Final = _B.GetEmpty.INDEX
+# The method index of the method frame whose payload starts 7 bytes further on.
+_unpack_index = struct.Struct(">I").unpack_from
 _ACK: Final = _B.Ack.INDEX
 _NACK: Final = _B.Nack.INDEX
 _REJECT: Final = _B.Reject.INDEX
@@ -1008,6 +1012,12 @@ class Engine:
                 self._terminate(ConnectionInput.FAIL, 0, text, IncompatibleProtocolError(text))
                 return end
             while True:
+                if end - offset >= 11 and src[offset] == _FRAME_METHOD:
+                    # Most frames received are deliveries: try them whole, in one call.
+                    after = self._recv_delivery(src, offset, end)
+                    if after:
+                        offset = after
+                        continue
                 located = parse_frame_header(src, offset, end, self._frame_max_in)
                 if located is None:
                     return offset
@@ -1041,6 +1051,36 @@ class Engine:
         except _PeerError as exc:
             self._fail(exc.reply_code, exc.reply_text, exc.index)
         return end
+
+    def _recv_delivery(self, src: Buffer, offset: int, end: int) -> int:
+        """The fast path for a ``Basic.Deliver`` or ``Basic.Return`` and its content.
+
+        When the method frame at ``offset`` is one of them, its content header and body have
+        all arrived, and the channel is open and expects no other content, the message is
+        decoded in one call (:func:`~amqp_core.frame.decode_content`) and delivered.
+
+        Returns:
+            The offset after the message, or 0 when the frame-by-frame path must handle it
+            (anything else, an incomplete message, or anything that path reports or discards).
+        """
+        index = _unpack_index(src, offset + 7)[0]
+        if (index != _DELIVER and index != _RETURN) or self._state is not ConnectionState.OPEN:
+            return 0
+        fused = decode_content(src, offset, end, self._frame_max_in)
+        if fused is None:
+            return 0
+        channel_id, method, properties, body, after = fused
+        chan = self._channels.get(channel_id)
+        if (
+            chan is None
+            or chan.state is not ChannelState.OPEN
+            or chan.content_method is not None
+            or len(body) > self._config.max_message_size
+        ):
+            return 0
+        assert isinstance(properties, spec.BasicProperties)
+        self._deliver(chan, method, properties, body)
+        return after
 
     def _recv_connection_method(self, method: Method) -> None:
         index = method.INDEX
@@ -1459,6 +1499,11 @@ class Engine:
         chan.content_props = None
         chan.content_parts = None
         chan.content_received = 0
+        self._deliver(chan, method, properties, body)
+
+    def _deliver(
+        self, chan: _Channel, method: Method, properties: spec.BasicProperties, body: bytes
+    ) -> None:
         index = method.INDEX
         if index == _DELIVER:
             assert isinstance(method, _B.Deliver)
