@@ -181,11 +181,138 @@ def run_asyncio(url: str, count: int, size: int) -> Result:
     return asyncio.run(go())
 
 
-#: Every adapter the demo runs, in order. A new adapter adds its runner here (blocking,
-#: tornado, twisted and gevent arrive with their issues).
+def run_tornado(url: str, count: int, size: int) -> Result:
+    """The demo on amqp_tornado.TornadoConnection, on an IOLoop of its own."""
+    from tornado.ioloop import IOLoop as TornadoIOLoop
+
+    from amqp_tornado import TornadoConnection
+
+    loop = TornadoIOLoop(make_current=False)
+    run = _CallbackRun("tornado", count, size, loop.stop)
+    try:
+        TornadoConnection(
+            URLParameters(url), run.on_open, run.on_open_error, run.on_close, custom_ioloop=loop
+        )
+        guard = loop.call_later(_TIMEOUT, loop.stop)
+        loop.start()
+        loop.remove_timeout(guard)
+    finally:
+        loop.close()
+    return run.result()
+
+
+def run_gevent(url: str, count: int, size: int) -> Result:
+    """The demo on amqp_gevent.GeventConnection; this greenlet waits while the hub runs."""
+    import gevent.event
+
+    from amqp_gevent import GeventConnection
+
+    finished = gevent.event.Event()
+    run = _CallbackRun("gevent", count, size, finished.set)
+    GeventConnection(URLParameters(url), run.on_open, run.on_open_error, run.on_close)
+    finished.wait(_TIMEOUT)
+    gevent.sleep(0.01)  # let the connection's greenlets finish closing
+    return run.result()
+
+
+def run_blocking(url: str, count: int, size: int) -> Result:
+    """The demo on amqp_blocking.BlockingConnection, confirming with ``publish_batch``."""
+    from amqp_blocking import BlockingConnection
+
+    body = b"x" * size
+    with BlockingConnection(URLParameters(url)) as connection:
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        started = time.perf_counter()
+        outcomes = channel.publish_batch(("", queue, body) for _ in range(count))
+        published = time.perf_counter()
+        failed = [outcome for outcome in outcomes if not outcome.ok]
+        if failed:
+            raise RuntimeError(f"blocking: {len(failed)} messages were not confirmed")
+        channel.basic_qos(prefetch_count=1000)
+        consumed = 0
+        consuming = time.perf_counter()
+        for method, _properties, _body in channel.consume(queue, inactivity_timeout=_TIMEOUT):
+            if method is None:
+                raise TimeoutError(f"blocking: no message for {_TIMEOUT} s")
+            consumed += 1
+            if consumed % 100 == 0 or consumed == count:
+                channel.basic_ack(method.delivery_tag, multiple=True)
+            if consumed == count:
+                break
+        done = time.perf_counter()
+        channel.cancel()
+    return Result("blocking", count, size, published - started, done - consuming, count, consumed)
+
+
+def _run_native(backend: str, url: str, count: int, size: int) -> Result:
+    """The demo on the native async API, on ``backend`` ("asyncio" or "trio")."""
+    import anyio
+
+    from amqp_asyncio import connect
+
+    body = b"x" * size
+
+    async def publisher(channel: Any, queue: str, first: int, step: int) -> None:
+        for _ in range(first, count, step):
+            await channel.basic_publish("", queue, body)
+
+    async def go() -> Result:
+        with anyio.fail_after(_TIMEOUT):
+            async with connect(URLParameters(url)) as connection:
+                channel = await connection.channel(publisher_confirms=True)
+                queue = (await channel.queue_declare("", exclusive=True)).queue
+                started = time.perf_counter()
+                # Publishes return once confirmed; 50 tasks keep many of them in flight.
+                async with anyio.create_task_group() as tasks:
+                    for first in range(50):
+                        tasks.start_soon(publisher, channel, queue, first, 50)
+                published = time.perf_counter()
+                await channel.basic_qos(prefetch_count=1000)
+                consumed = 0
+                consuming = time.perf_counter()
+                async with channel.consume(queue) as messages:
+                    async for message in messages:
+                        consumed += 1
+                        if consumed % 100 == 0 or consumed == count:
+                            await message.ack(multiple=True)
+                        if consumed == count:
+                            break
+                done = time.perf_counter()
+        return Result(
+            f"native-{backend}",
+            count,
+            size,
+            published - started,
+            done - consuming,
+            count,
+            consumed,
+        )
+
+    result: Result = anyio.run(go, backend=backend)
+    return result
+
+
+def run_native_asyncio(url: str, count: int, size: int) -> Result:
+    """The demo on the native async API over asyncio."""
+    return _run_native("asyncio", url, count, size)
+
+
+def run_native_trio(url: str, count: int, size: int) -> Result:
+    """The demo on the native async API over trio."""
+    return _run_native("trio", url, count, size)
+
+
+#: Every adapter the demo runs, in order. Twisted is left out: its reactor runs once per
+#: process (examples/twisted_consumer.py shows it).
 ADAPTERS: dict[str, Callable[[str, int, int], Result]] = {
+    "blocking": run_blocking,
     "select": run_select,
     "asyncio": run_asyncio,
+    "native-asyncio": run_native_asyncio,
+    "native-trio": run_native_trio,
+    "tornado": run_tornado,
+    "gevent": run_gevent,
 }
 
 
