@@ -30,7 +30,9 @@ class Proxy:
         return port
 
     def cut(self) -> None:
+        """Cut the connections open now; later ones (a reconnection) are forwarded."""
         self._cut.set()
+        self._cut = anyio.Event()
 
     async def _pipe(self, source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream) -> None:
         try:
@@ -42,11 +44,16 @@ class Proxy:
             pass
 
     async def handle(self, client: anyio.abc.SocketStream) -> None:
-        server = await anyio.connect_tcp("127.0.0.1", self.target_port)
+        cut = self._cut
+        try:
+            server = await anyio.connect_tcp("127.0.0.1", self.target_port)
+        except OSError:
+            await client.aclose()  # no broker there: the client sees its stream end
+            return
         async with client, server, anyio.create_task_group() as tg:
             tg.start_soon(self._pipe, client, server)
             tg.start_soon(self._pipe, server, client)
-            await self._cut.wait()
+            await cut.wait()
             tg.cancel_scope.cancel()
 
 

@@ -207,7 +207,7 @@ async def test_connection_lost_reaches_every_waiter(amqp_url: str, rabbitmq: Rab
         url = _with_port(amqp_url, proxy.port)
         errors: list[BaseException] = []
         with anyio.fail_after(20):
-            async with connect(url) as connection:
+            async with connect(url, recovery=None) as connection:
                 channel = await connection.channel(publisher_confirms=True)
                 queue = await _queue(channel)
 
@@ -238,7 +238,7 @@ async def test_missed_heartbeats_end_the_connection(amqp_url: str, rabbitmq: Rab
     async with proxy_to(rabbitmq.amqp_port) as proxy:
         url = _with_port(amqp_url, proxy.port, "heartbeat=1")
         with anyio.fail_after(20):
-            async with connect(url) as connection:
+            async with connect(url, recovery=None) as connection:
                 channel = await connection.channel(publisher_confirms=True)
                 queue = await _queue(channel)
                 proxy.frozen = True
@@ -255,7 +255,7 @@ async def test_unseen_connection_error_is_raised_on_exit(
         url = _with_port(amqp_url, proxy.port)
 
         async def cut_and_leave() -> None:
-            async with connect(url) as connection:
+            async with connect(url, recovery=None) as connection:
                 proxy.cut()
                 await connection.wait_closed()
 

@@ -37,6 +37,7 @@ from amqp_core.exceptions import (
     ChannelClosedByClient,
     ChannelWrongStateError,
     ConsumerCancelled,
+    RecoveryInterrupted,
 )
 from amqp_core.exchange_type import ExchangeType
 from amqp_core.spec import BasicProperties
@@ -166,7 +167,7 @@ class Consumer:
         self._started = True
         channel = self._channel
         waiter: Waiter[frame.Method] = Waiter()
-        core = channel._core_for("consume")
+        core = await channel._ready("consume")
         self._tag = core.basic_consume(
             self._queue,
             self._on_message,
@@ -186,14 +187,18 @@ class Consumer:
         acknowledged. Nothing happens if the channel is already closed.
         """
         channel = self._channel
-        tag = self._tag
-        if tag is None or self._finished or channel.is_closed:
-            self._end(None)
-            return
-        waiter: Waiter[frame.Method] = Waiter()
-        channel._core_for("cancel").basic_cancel(tag, callback=waiter.set_result)
         try:
+            await channel._connection._wait_recovered()
+            tag = self._tag
+            if tag is None or self._finished or channel.is_closed:
+                return
+            waiter: Waiter[frame.Method] = Waiter()
+            channel._core_for("cancel").basic_cancel(tag, callback=waiter.set_result)
             await channel._wait(waiter)
+        except RecoveryInterrupted:
+            # The connection was lost while the cancel was under way: amqp_core does not
+            # restore a consumer being cancelled, so it is cancelled all the same.
+            pass
         finally:
             self._end(None)
 
@@ -221,6 +226,9 @@ class Consumer:
         while not self._buffer:
             if self._finished:
                 if self._error is not None:
+                    # The connection's error reached a task: leaving ``connect()`` need not
+                    # raise it again.
+                    self._channel._connection._seen(self._error)
                     raise self._error
                 raise StopAsyncIteration
             await self._wake.wait()
@@ -343,6 +351,11 @@ class NativeChannel:
 
     # ------------------------------------------------------------------ plumbing
 
+    async def _ready(self, what: str) -> CoreChannel:
+        """Wait while the connection recovers; then the core channel, as :meth:`_core_for`."""
+        await self._connection._wait_recovered()
+        return self._core_for(what)
+
     def _core_for(self, what: str) -> CoreChannel:
         """The core channel, or the reason it closed raised."""
         reason = self._close_reason
@@ -371,11 +384,24 @@ class NativeChannel:
 
     async def _rpc(self, what: str, **kwargs: Any) -> frame.Method:
         waiter: Waiter[frame.Method] = Waiter()
-        getattr(self._core_for(what), what)(callback=waiter.set_result, **kwargs)
+        getattr(await self._ready(what), what)(callback=waiter.set_result, **kwargs)
         result: frame.Method = await self._wait(waiter)
         return result
 
-    def _on_core_close(self, _core: CoreChannel, reason: BaseException) -> None:
+    def _publishes_unconfirmed(self, reason: BaseException) -> None:
+        """The connection was lost before the broker confirmed the publishes in flight."""
+        if self._tracker is not None:
+            self._tracker.fail_all(
+                RecoveryInterrupted(
+                    f"the connection was lost before the broker confirmed the message "
+                    f"({reason!r}); it may or may not have been received"
+                )
+            )
+
+    def _on_core_close(self, core: CoreChannel, reason: BaseException) -> None:
+        channels = self._connection._channels
+        if channels.get(core.channel_number) is self:
+            del channels[core.channel_number]
         self._close_reason = reason
         for waiter in list(self._waiters):
             waiter.set_error(reason)
@@ -564,7 +590,7 @@ class NativeChannel:
         """Turn on publisher confirms: from now on :meth:`basic_publish` waits for each one."""
         if self._tracker is not None:
             return
-        core = self._core_for("confirm_delivery")
+        core = await self._ready("confirm_delivery")
         tracker = ConfirmTracker(self._on_settled)
         waiter: Waiter[frame.Method] = Waiter()
         core.add_on_return_callback(self._on_core_return)
@@ -596,7 +622,7 @@ class NativeChannel:
             body = body.encode("utf-8")
         tracker = self._tracker
         if tracker is None:
-            self._core_for("publish").basic_publish(
+            (await self._ready("publish")).basic_publish(
                 exchange, routing_key, body, properties, mandatory
             )
             await anyio.lowlevel.checkpoint()
@@ -605,7 +631,7 @@ class NativeChannel:
             # A slot can be handed to a task in the same instant it is cancelled: a cancelled
             # task must not publish.
             await anyio.lowlevel.checkpoint_if_cancelled()
-            self._core_for("publish").basic_publish(
+            (await self._ready("publish")).basic_publish(
                 exchange, routing_key, body, properties, mandatory
             )
             waiter: Waiter[None] = Waiter()
@@ -645,7 +671,7 @@ class NativeChannel:
             message_count: int = method.message_count
             waiter.set_result(Message(self, method, properties, body, message_count=message_count))
 
-        self._core_for("basic_get").basic_get(
+        (await self._ready("basic_get")).basic_get(
             queue, on_message, auto_ack, on_empty=lambda _core: waiter.set_result(None)
         )
         result: Message | None = await self._wait(waiter)
@@ -653,19 +679,19 @@ class NativeChannel:
 
     async def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         """Acknowledge a delivery (or all up to it with ``multiple``)."""
-        self._core_for("ack").basic_ack(delivery_tag, multiple)
+        (await self._ready("ack")).basic_ack(delivery_tag, multiple)
         await anyio.lowlevel.checkpoint()
 
     async def basic_nack(
         self, delivery_tag: int, multiple: bool = False, requeue: bool = True
     ) -> None:
         """Refuse a delivery (or all up to it with ``multiple``)."""
-        self._core_for("nack").basic_nack(delivery_tag, multiple, requeue)
+        (await self._ready("nack")).basic_nack(delivery_tag, multiple, requeue)
         await anyio.lowlevel.checkpoint()
 
     async def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         """Refuse one delivery."""
-        self._core_for("reject").basic_reject(delivery_tag, requeue)
+        (await self._ready("reject")).basic_reject(delivery_tag, requeue)
         await anyio.lowlevel.checkpoint()
 
     # ------------------------------------------------------------------ transactions

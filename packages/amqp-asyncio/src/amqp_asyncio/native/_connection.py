@@ -14,7 +14,9 @@ connection's lifetime; when it ends the connection is closed and its tasks are g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import enum
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -28,8 +30,19 @@ from amqp_core import frame
 from amqp_core.awaitable import blocked_reason
 from amqp_core.connection import Connection as CoreConnection
 from amqp_core.data import FieldTable
-from amqp_core.exceptions import ConnectionClosedByClient, ConnectionWrongStateError
-from amqp_core.parameters import Parameters, URLParameters
+from amqp_core.exceptions import (
+    ConnectionClosedByClient,
+    ConnectionWrongStateError,
+    RecoveryInterrupted,
+)
+from amqp_core.parameters import ConnectionParameters, Parameters, URLParameters
+from amqp_core.recovery import (
+    ConnectionLost,
+    PublishesUnconfirmed,
+    Recovered,
+    RecoveryEvent,
+    RecoveryPolicy,
+)
 
 __all__ = ("ConnectionContext", "NativeConnection", "connect")
 
@@ -40,22 +53,49 @@ DEFAULT_CLOSE_TIMEOUT: Final = 10.0
 ParametersLike = str | Parameters
 
 
+class _Default(enum.Enum):
+    DEFAULT = enum.auto()
+
+
+#: ``connect(recovery=...)``'s default: a :class:`RecoveryPolicy` unless the parameters carry one.
+DEFAULT_RECOVERY: Final = _Default.DEFAULT
+
+RecoveryListener = Callable[["NativeConnection", RecoveryEvent], None]
+
+
 def _parameters(
     parameters: ParametersLike | Sequence[ParametersLike] | None,
-) -> list[Parameters] | None:
+    recovery: RecoveryPolicy | _Default | None,
+) -> list[Parameters]:
     if parameters is None:
-        return None
-    if isinstance(parameters, (str, Parameters)):
+        parameters = [ConnectionParameters()]
+    elif isinstance(parameters, (str, Parameters)):
         parameters = [parameters]
-    return [URLParameters(p) if isinstance(p, str) else p for p in parameters]
+    configs = [URLParameters(p) if isinstance(p, str) else p for p in parameters]
+    if not configs:
+        return configs
+    if recovery is DEFAULT_RECOVERY:
+        if configs[0].recovery is not None:
+            return configs
+        recovery = RecoveryPolicy()
+    # Copies: the application's parameter objects are left as they were.
+    configs = [copy.copy(p) for p in configs]
+    for config in configs:
+        config.recovery = recovery
+    return configs
 
 
 class NativeConnection:
     """An open AMQP connection with awaitable methods; made by :func:`connect`.
 
-    Every wait on the connection or its channels ends with the connection's error if the
-    connection is lost (``StreamLostError``), misses its heartbeats (``AMQPHeartbeatTimeout``)
-    or is closed by the broker (``ConnectionClosedByBroker``).
+    Without recovery (``connect(..., recovery=None)``) every wait on the connection or its
+    channels ends with the connection's error if the connection is lost (``StreamLostError``),
+    misses its heartbeats (``AMQPHeartbeatTimeout``) or is closed by the broker
+    (``ConnectionClosedByBroker``). With recovery (the default) such a loss is recovered: a
+    wait for a reply that the loss cut off raises ``RecoveryInterrupted`` once the connection
+    is back, a publish still waiting for its confirm raises ``RecoveryInterrupted`` at once,
+    calls made while it recovers wait for the recovery, consumers go on, and if recovery
+    gives up every wait ends with ``ConnectionRecoveryFailed``.
     """
 
     def __init__(self, services: AnyioServices) -> None:
@@ -68,6 +108,12 @@ class NativeConnection:
         self._blocked_changed = anyio.Event()
         self._waiters: set[Waiter[Any]] = set()
         self._core: CoreConnection
+        self._channels: dict[int, NativeChannel] = {}
+        # Waits whose reply the last connection loss cut off: they fail once recovered.
+        self._cut: list[Waiter[Any]] = []
+        self._recovery_done = anyio.Event()
+        self._recovery_done.set()
+        self._recovery_listeners: list[RecoveryListener] = []
 
     def _start(self, parameters: list[Parameters] | None) -> None:
         self._core = CoreConnection(
@@ -79,6 +125,7 @@ class NativeConnection:
         )
         self._core.add_on_connection_blocked_callback(self._on_blocked)
         self._core.add_on_connection_unblocked_callback(self._on_unblocked)
+        self._core.add_recovery_listener(self._on_recovery_event)
 
     def __repr__(self) -> str:
         return f"<NativeConnection {self._core!r}>"
@@ -99,6 +146,37 @@ class NativeConnection:
     def close_reason(self) -> BaseException | None:
         """Why the connection closed, once it has (``ConnectionClosedByClient`` if we did)."""
         return self._close_reason
+
+    @property
+    def is_recovering(self) -> bool:
+        """True from a connection loss until the connection and its topology are restored."""
+        return self._core.is_recovering
+
+    async def wait_recovered(self) -> None:
+        """Wait while the connection recovers (returns at once if it is not recovering).
+
+        Raises why the connection ended if recovery gave up (``ConnectionRecoveryFailed``).
+        """
+        await self._wait_recovered()
+        self._raise_if_closed()
+
+    def add_recovery_listener(self, callback: RecoveryListener) -> None:
+        """Call ``callback(connection, event)`` for every event of :mod:`amqp_core.recovery`.
+
+        ``ConnectionLost``, ``Recovering``, ``Recovered``, ``RecoveryFailed``,
+        ``TopologyRecoveryFailed``, ``QueueRenamed``, ``StaleDeliveryTag`` and
+        ``PublishesUnconfirmed``; nothing is reported without recovery.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, but got {callback!r}")
+        self._recovery_listeners.append(callback)
+
+    def remove_recovery_listener(self, callback: RecoveryListener) -> bool:
+        """Forget a recovery listener; return whether it was registered."""
+        if callback in self._recovery_listeners:
+            self._recovery_listeners.remove(callback)
+            return True
+        return False
 
     @property
     def params(self) -> Parameters:
@@ -158,6 +236,7 @@ class NativeConnection:
         """
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        await self._wait_recovered()
         self._raise_if_closed()
         opened: Waiter[Any] = Waiter()
         abandoned = False
@@ -170,6 +249,7 @@ class NativeConnection:
 
         core = self._core.channel(on_open_callback=on_open)
         channel = NativeChannel(self, core, max_in_flight)
+        self._channels[core.channel_number] = channel
         try:
             await channel._wait(opened)
             if publisher_confirms:
@@ -183,6 +263,7 @@ class NativeConnection:
 
     async def update_secret(self, new_secret: str, reason: str) -> None:
         """Send a new secret (e.g. a refreshed OAuth 2 token) and wait for the broker's OK."""
+        await self._wait_recovered()
         self._raise_if_closed()
         waiter: Waiter[frame.Method] = Waiter()
         self._core.update_secret(new_secret, reason, callback=waiter.set_result)
@@ -195,6 +276,7 @@ class NativeConnection:
         """
         core = self._core
         if not (core.is_closed or core.is_closing):
+            # While recovering, this stops the retries.
             core.close(reply_code, reply_text)
         await self._closed.wait()
 
@@ -213,6 +295,11 @@ class NativeConnection:
         if not self._core.is_open:
             raise ConnectionWrongStateError(f"the connection is not open ({self._core!r})")
 
+    async def _wait_recovered(self) -> None:
+        """Wait while the connection recovers (no checkpoint when it does not)."""
+        while self._core.is_recovering and self._close_reason is None:
+            await self._recovery_done.wait()
+
     async def _wait(self, waiter: Waiter[Any]) -> Any:
         self._waiters.add(waiter)
         try:
@@ -227,8 +314,43 @@ class NativeConnection:
         self._close_reason = reason
         for waiter in list(self._waiters):
             waiter.set_error(reason)
+        for waiter in self._cut:
+            waiter.set_error(reason)
+        self._cut.clear()
         self._blocked_changed.set()
+        self._recovery_done.set()
         self._closed.set()
+
+    def _on_recovery_event(self, _core: CoreConnection, event: RecoveryEvent) -> None:
+        if isinstance(event, ConnectionLost):
+            # The replies these waits expect died with the connection.
+            self._cut.extend(self._waiters)
+            for lost in self._channels.values():
+                self._cut.extend(lost._waiters)
+            if self._recovery_done.is_set():
+                self._recovery_done = anyio.Event()
+            if self._blocked_reason is not None:
+                # The new connection starts unblocked.
+                self._blocked_reason = None
+                self._blocked_changed.set()
+                self._blocked_changed = anyio.Event()
+        elif isinstance(event, PublishesUnconfirmed):
+            unconfirmed = self._channels.get(event.channel_number)
+            if unconfirmed is not None:
+                # Before the core reports them nacked: a clearer error than NackError.
+                unconfirmed._publishes_unconfirmed(event.reason)
+        elif isinstance(event, Recovered):
+            cut, self._cut = self._cut, []
+            for waiter in cut:
+                waiter.set_error(
+                    RecoveryInterrupted(
+                        "the connection was lost while waiting for the broker's reply; it "
+                        "has been recovered, but the request may or may not have taken effect"
+                    )
+                )
+            self._recovery_done.set()
+        for listener in list(self._recovery_listeners):
+            listener(self, event)
 
     def _on_blocked(self, _core: CoreConnection, method: frame.Method) -> None:
         self._blocked_reason = blocked_reason(method)
@@ -244,7 +366,7 @@ class NativeConnection:
         """Close in order if still open, within ``timeout``; the task group ends the rest."""
         core = self._core
         with anyio.move_on_after(timeout):
-            if core.is_open:
+            if core.is_open or (core.is_recovering and not core.is_closing):
                 core.close()
             if core.is_open or core.is_closing:
                 await self._closed.wait()
@@ -267,7 +389,7 @@ class ConnectionContext:
 
     def __init__(
         self,
-        parameters: list[Parameters] | None,
+        parameters: list[Parameters],
         close_timeout: float,
     ) -> None:
         self._parameters = parameters
@@ -323,6 +445,7 @@ def connect(
     parameters: ParametersLike | Sequence[ParametersLike] | None = None,
     *,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    recovery: RecoveryPolicy | _Default | None = DEFAULT_RECOVERY,
 ) -> ConnectionContext:
     """Open a connection to RabbitMQ for the duration of an ``async with`` block.
 
@@ -333,8 +456,12 @@ def connect(
             are tried in order, each ``connection_attempts`` times (pika's rules). None
             means ``amqp://guest:guest@localhost:5672/``.
         close_timeout: how long leaving the block waits for an orderly close.
+        recovery: the automatic recovery policy (:class:`~amqp_core.recovery.RecoveryPolicy`,
+            see ``docs/recovery.md``). By default recovery is on: the parameters' own policy
+            if the first one carries one, else ``RecoveryPolicy()``. ``None`` turns it off:
+            a lost connection then ends the block's waits with its error.
 
     Entering the block raises what made the connection fail (``AMQPConnectionError`` for
     TCP or TLS failures with the cause in the message, ``ProbableAuthenticationError`` ...).
     """
-    return ConnectionContext(_parameters(parameters), close_timeout)
+    return ConnectionContext(_parameters(parameters, recovery), close_timeout)

@@ -8,6 +8,7 @@ stops all of it, and an exception in any callback ends the task group instead of
 
 from __future__ import annotations
 
+import random
 import socket
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -75,6 +76,10 @@ class AnyioServices:
                     callback()
 
     # ------------------------------------------------------------------ IOServices
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         """Return anyio's clock (the event loop's monotonic time)."""
