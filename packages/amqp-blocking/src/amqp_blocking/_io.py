@@ -7,8 +7,10 @@ Locking: every touch of amqp_core state (the core ``Connection``, its channels a
 of this module's timer heap and transports happens under the connection's one lock, in
 whichever thread holds it. The selector itself is only touched by the I/O thread; other
 threads ask it to watch for writability by waking it. A user thread that just queued output
-(a publish, an ack) may run the zero-delay callbacks itself (:meth:`ThreadIOServices.run_ready`)
-so that the bytes leave without a thread switch.
+(a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
+the caller runs the zero-delay callbacks itself, so that the bytes leave without a thread
+switch; during a burst the I/O thread runs them within :data:`_LINGER` seconds, so that the
+output of many calls leaves in one send, unless about :data:`_SEND_NOW` bytes wait already.
 
 Nothing here knows AMQP: bytes in, bytes out, and time.
 """
@@ -44,6 +46,10 @@ __all__ = ("ThreadIOServices",)
 _RECV_SIZE: Final = 256 * 1024
 # Output waiting in a transport is joined into sends of about this size.
 _SEND_CHUNK: Final = 256 * 1024
+# While user threads keep queueing output, the I/O thread sends it at least this often.
+_LINGER: Final = 0.001
+# Deferred output of about this many bytes is sent at once by the thread that queued it.
+_SEND_NOW: Final = 32 * 1024
 # Names of tcp_options, mapped to the socket option that implements each, where it exists.
 _TCP_OPTIONS: Final = ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")
 
@@ -210,6 +216,13 @@ class ThreadIOServices:
         self._stopping = False
         self._transports: set[_SocketTransport] = set()
         self._want: set[_SocketTransport] = set()
+        # Output left to the I/O thread (run_ready_soon): while lingering, it looks again
+        # by linger_until; deferred counts the calls, deferred_bytes estimates their size.
+        self._lingering = False
+        self._linger_until = 0.0
+        self._deferred = 0
+        self._deferred_seen = 0
+        self._deferred_bytes = 0
         self._thread = threading.Thread(target=self._run, name="amqp-blocking-io", daemon=True)
         self._thread.start()
 
@@ -291,6 +304,7 @@ class ThreadIOServices:
         without waking the I/O thread.
         """
         timers = self._timers
+        self._deferred_bytes = 0
         if not timers:
             return
         now = time.monotonic()
@@ -298,6 +312,39 @@ class ThreadIOServices:
             _at, _n, timer = heapq.heappop(timers)
             if not timer.cancelled:
                 timer.callback()
+
+    def run_ready_soon(self, size: int) -> None:
+        """Run the zero-delay timers now or soon; for a user thread that queued output.
+
+        The caller holds the lock and returns without waiting for anything. After a quiet
+        spell the timers run at once, in this thread, and the I/O thread starts lingering:
+        until no output was queued for :data:`_LINGER` seconds, output queued by later calls
+        is left to it, and it sends all of it at least that often (and whenever it wakes
+        for another reason), unless about :data:`_SEND_NOW` bytes wait: those the caller
+        sends at once. No system call is made for a deferred call.
+
+        Args:
+            size: about how many bytes the caller queued.
+        """
+        if not self._lingering:
+            self.run_ready()
+            if threading.get_ident() != self._thread.ident:
+                self._lingering = True
+                self._deferred_seen = self._deferred
+                self._linger_until = time.monotonic() + _LINGER
+                self._wake()
+            return
+        self._deferred += 1
+        self._deferred_bytes += size
+        if self._deferred_bytes >= _SEND_NOW:
+            self.run_ready()
+
+    def unsent_bytes(self) -> int:
+        """About how many bytes of output wait: in the transports, and deferred."""
+        size = self._deferred_bytes
+        for transport in self._transports:
+            size += transport.out_size
+        return size
 
     def stop(self) -> None:
         """Ask the I/O thread to end; it closes every socket it still has as it goes."""
@@ -383,6 +430,9 @@ class ThreadIOServices:
                     timeout = max(0.0, timers[0][0] - time.monotonic())
                 else:
                     timeout = None
+                if self._lingering:
+                    left = max(0.0, self._linger_until - time.monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
             events = selector.select(timeout)
             with self._lock:
                 for key, mask in events:
@@ -406,12 +456,20 @@ class ThreadIOServices:
                         assert isinstance(target, _Connect)
                         target.on_event()
                 now = time.monotonic()
+                self._deferred_bytes = 0
                 while timers and timers[0][0] <= now:
                     _at, _n, timer = heapq.heappop(timers)
                     if not timer.cancelled:
                         timer.callback()
                 for _ in range(len(self._ready)):
                     self._ready.popleft()()
+                if self._lingering and now >= self._linger_until:
+                    # Deferred output was sent just now; linger on only while more comes.
+                    if self._deferred != self._deferred_seen:
+                        self._deferred_seen = self._deferred
+                        self._linger_until = now + _LINGER
+                    else:
+                        self._lingering = False
                 self._on_iteration()
 
 

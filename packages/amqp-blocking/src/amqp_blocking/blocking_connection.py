@@ -2,9 +2,12 @@
 
 The connection runs amqp_core's callback :class:`~amqp_core.connection.Connection` on a private
 I/O thread (:mod:`amqp_blocking._io`), so reading, heartbeats and dead-peer detection go on
-while the user's code is busy. Every call from a user thread takes the connection's lock, asks
-the core to do the work, writes what the core produced straight to the socket, and, for a
-request with a reply, waits on a condition that the I/O thread signals.
+while the user's code is busy. Every call from a user thread takes the connection's lock and
+asks the core to do the work. A call that then waits (a request with a reply, a confirm, events)
+writes what the core produced straight to the socket and waits on a condition that the I/O
+thread signals. A publish or an ack writes straight to the socket too after a quiet spell, but
+during a burst leaves its output to the I/O thread, which sends the output of many calls at
+once, within a millisecond (see :meth:`~amqp_blocking._io.ThreadIOServices.run_ready_soon`).
 
 User callbacks (deliveries, returns, cancellations, timers, ``add_callback_threadsafe``) are
 queued and run inside ``process_data_events`` / ``start_consuming`` / ``consume`` /
@@ -63,6 +66,10 @@ LOGGER = logging.getLogger(__name__)
 PUBLISH_HIGH_WATER: Final = 1024 * 1024
 #: The default number of unconfirmed messages :meth:`BlockingChannel.publish_batch` allows.
 DEFAULT_CONFIRM_WINDOW: Final = 10_000
+# About how many bytes an ack takes, and a publish besides its body and names (frame headers
+# and properties), for deciding when deferred output is big enough to send at once.
+_ACK_SIZE: Final = 21
+_PUBLISH_OVERHEAD: Final = 60
 # How long close() waits for the I/O thread to end.
 _JOIN_TIMEOUT: Final = 10.0
 
@@ -281,7 +288,9 @@ class BlockingConnection:
     def _wait_writable(self, channel: BlockingChannel) -> None:
         """Backpressure: wait while the broker blocks us or the socket lags behind."""
         impl = self._impl
-        if self._blocked or impl.outbound_buffer_size > PUBLISH_HIGH_WATER:
+        # The I/O services' estimate is cheap; the exact size decides while waiting.
+        if self._blocked or self._io.unsent_bytes() > PUBLISH_HIGH_WATER:
+            self._io.run_ready()
             self._wait(
                 lambda: not self._blocked and impl.outbound_buffer_size <= PUBLISH_HIGH_WATER,
                 channel,
@@ -488,6 +497,8 @@ class BlockingConnection:
         """
         me = threading.get_ident()
         with self._lock:
+            # Send what earlier calls queued before looking or waiting.
+            self._io.run_ready()
             if self._dispatching:
                 # Nested in a callback: the I/O thread does the I/O, and callbacks are not
                 # run re-entrantly (pika's rule).
@@ -993,7 +1004,7 @@ class BlockingChannel:
             connection._raise_if_closed()
             self._wait_unless_stale(delivery_tag)
             self._impl.basic_ack(delivery_tag, multiple)
-            connection._io.run_ready()
+            connection._io.run_ready_soon(_ACK_SIZE)
 
     def basic_nack(
         self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True
@@ -1004,7 +1015,7 @@ class BlockingChannel:
             connection._raise_if_closed()
             self._wait_unless_stale(delivery_tag)
             self._impl.basic_nack(delivery_tag, multiple, requeue)
-            connection._io.run_ready()
+            connection._io.run_ready_soon(_ACK_SIZE)
 
     def basic_reject(self, delivery_tag: int = 0, requeue: bool = True) -> None:
         """Refuse one delivery, requeueing it by default."""
@@ -1013,7 +1024,7 @@ class BlockingChannel:
             connection._raise_if_closed()
             self._wait_unless_stale(delivery_tag)
             self._impl.basic_reject(delivery_tag, requeue)
-            connection._io.run_ready()
+            connection._io.run_ready_soon(_ACK_SIZE)
 
     def _wait_unless_stale(self, delivery_tag: int) -> None:
         # A tag from before a recovery is dropped (and reported) by the core at once; any
@@ -1062,8 +1073,9 @@ class BlockingChannel:
             ConnectionBlockedTimeout: the broker blocked the connection for longer than
                 ``blocked_connection_timeout``.
         """
-        outcome = self._publish(exchange, routing_key, body, properties, mandatory, False)
-        if outcome is not None and self._confirm_mode:
+        wait = self._confirm_mode
+        outcome = self._publish(exchange, routing_key, body, properties, mandatory, False, wait)
+        if outcome is not None and wait:
             connection = self._connection
             with connection._lock:
                 connection._wait(lambda: outcome.settled)
@@ -1079,6 +1091,7 @@ class BlockingChannel:
         properties: BasicProperties | None,
         mandatory: bool,
         windowed: bool,
+        send_now: bool = False,
     ) -> PublishOutcome | None:
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -1091,12 +1104,19 @@ class BlockingChannel:
             if windowed:
                 assert tracker is not None
                 if tracker.unsettled >= self.confirm_window:
+                    connection._io.run_ready()
                     connection._wait(lambda: tracker.unsettled < self.confirm_window, self)
             self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
             outcome = None
             if tracker is not None:
                 outcome = tracker.published(exchange, routing_key, body, properties, mandatory)
-            connection._io.run_ready()
+            if send_now:
+                # The caller waits for the confirm: no reason to wait for the I/O thread.
+                connection._io.run_ready()
+            else:
+                connection._io.run_ready_soon(
+                    len(body) + len(exchange) + len(routing_key) + _PUBLISH_OVERHEAD
+                )
         return outcome
 
     def confirm_delivery(self) -> None:
@@ -1152,6 +1172,7 @@ class BlockingChannel:
         deadline = None if timeout is None else time.monotonic() + timeout
         connection = self._connection
         with connection._lock:
+            connection._io.run_ready()
             return connection._wait(lambda: tracker.unsettled == 0, self, deadline)
 
     def publish_batch(
@@ -1173,12 +1194,16 @@ class BlockingChannel:
             One :class:`PublishOutcome` per message, in order: ``ok``, or ``error`` (a
             ``NackError`` / ``UnroutableError``) per message.
         """
+        self._enable_confirms()
+        publish = self._publish
         outcomes = []
         for message in messages:
             properties = message[3] if len(message) > 3 else None
-            outcomes.append(
-                self.publish_async(message[0], message[1], message[2], properties, mandatory)
-            )
+            # The output leaves in few large sends (see run_ready_soon), the rest when the
+            # window is full or the batch ends (wait_for_confirms).
+            outcome = publish(message[0], message[1], message[2], properties, mandatory, True)
+            assert outcome is not None
+            outcomes.append(outcome)
         self.wait_for_confirms()
         return outcomes
 
