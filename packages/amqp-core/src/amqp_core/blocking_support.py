@@ -5,7 +5,7 @@ buffers deliveries until its user asks for them. The pieces of that which are ab
 about threads or sockets, are here so that adapters stay byte pumps:
 
 * :func:`basic_get`: one callback for both answers of ``Basic.Get`` (``GetOk`` or
-  ``GetEmpty``), which the callback channel reports through two different routes.
+  ``GetEmpty``), which the callback channel reports to two different callbacks.
 * :func:`release_undelivered`: what to do with deliveries buffered for a consumer that is
   being cancelled: with ``auto_ack`` the broker already forgot them, so they are handed back to
   the caller; otherwise they are refused one by one with requeue, so the broker gives them to
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from amqp_core import spec
 from amqp_core.channel import Channel
 
 __all__ = ("GetResult", "basic_get", "release_undelivered")
@@ -40,19 +39,10 @@ def basic_get(
         on_result: called once, with the message or with ``(None, None, None)``.
     """
 
-    def on_empty(_frame: Any) -> None:
-        on_result(_EMPTY)
-
     def on_message(_channel: Channel, method: Any, properties: Any, body: bytes) -> None:
-        channel.remove_callback(on_empty, [spec.Basic.GetEmpty])
         on_result((method, properties, body))
 
-    channel.add_callback(on_empty, [spec.Basic.GetEmpty], one_shot=True)
-    try:
-        channel.basic_get(queue, on_message, auto_ack=auto_ack)
-    except BaseException:
-        channel.remove_callback(on_empty, [spec.Basic.GetEmpty])
-        raise
+    channel.basic_get(queue, on_message, auto_ack=auto_ack, on_empty=lambda _: on_result(_EMPTY))
 
 
 def release_undelivered(
