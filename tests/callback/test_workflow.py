@@ -4,6 +4,8 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import pytest
+
 from amqp_core import exceptions as exc
 from amqp_core.parameters import ConnectionParameters, URLParameters
 from amqp_core.testing.peer import FakeBroker
@@ -148,3 +150,17 @@ def test_abort_after_done_is_harmless() -> None:
     io.run()
     conn._workflow.abort()
     assert conn.is_open
+
+
+def test_internal_connection_workflow_false_is_refused_in_the_core_for_every_adapter() -> None:
+    from amqp_asyncio import AsyncioConnection
+    from amqp_core.connection import Connection
+    from amqp_select import SelectConnection
+
+    Connection.check_workflow_option(True)
+    with pytest.raises(NotImplementedError, match="pass several parameters"):
+        Connection.check_workflow_option(False)
+    # The adapters refuse it before building any loop services (nothing to leak or close).
+    for adapter in (SelectConnection, AsyncioConnection):
+        with pytest.raises(NotImplementedError, match="internal_connection_workflow=False"):
+            adapter(internal_connection_workflow=False)

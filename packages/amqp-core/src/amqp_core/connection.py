@@ -373,6 +373,23 @@ class Connection:
         return self._remove(self._recovery.listeners, callback)
 
     @staticmethod
+    def check_workflow_option(internal_connection_workflow: bool) -> None:
+        """Refuse pika's ``internal_connection_workflow=False``, for adapter constructors.
+
+        Adapters take the argument for pika's signature and call this before building their
+        loop services. amqp_core always runs its own workflow (hosts, attempts, retry delay,
+        timeouts); several hosts are given as a sequence of parameters.
+
+        Raises:
+            NotImplementedError: ``internal_connection_workflow`` is False.
+        """
+        if not internal_connection_workflow:
+            raise NotImplementedError(
+                "internal_connection_workflow=False is not supported: pass several "
+                "parameters instead, and the connection tries them in order"
+            )
+
+    @staticmethod
     def _require_callable(callback: Any) -> Any:
         if not callable(callback):
             raise TypeError(f"callback must be callable, but got {callback!r}")

@@ -50,11 +50,7 @@ class TornadoConnection(Connection):
         custom_ioloop: Any = None,
         internal_connection_workflow: bool = True,
     ) -> None:
-        if not internal_connection_workflow:
-            raise NotImplementedError(
-                "internal_connection_workflow=False is not supported: pass several "
-                "parameters instead, and the connection tries them in order"
-            )
+        self.check_workflow_option(internal_connection_workflow)
         services: Any
         if custom_ioloop is None:
             custom_ioloop = IOLoop.current()
