@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import random
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -126,6 +127,10 @@ class AsyncioIOServices:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         """Return the loop's monotonic clock, in seconds."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
+import random
 import socket as stdlib_socket
 import ssl
 import sys
@@ -257,6 +258,10 @@ class GeventIOServices:
     def __init__(self, hub: Hub | None = None) -> None:
         self.hub: Hub = hub if hub is not None else gevent.get_hub()
         self._stopped = gevent.event.Event()
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         """Return a monotonic clock, in seconds."""

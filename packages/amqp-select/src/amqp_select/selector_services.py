@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import random
 import socket
 import ssl
 import threading
@@ -459,6 +460,10 @@ class SelectorIOServices:
         if clock is None:
             clock = time.monotonic
         self._clock: Callable[[], float] = clock
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         """Return the loop's monotonic clock, in seconds."""

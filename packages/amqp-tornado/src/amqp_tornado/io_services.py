@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import random
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -196,6 +197,10 @@ class TornadoIOServices:
     def __init__(self, ioloop: IOLoop) -> None:
         self.ioloop = ioloop
         self._resolver = Resolver()
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
 
     def now(self) -> float:
         """Return the IOLoop's monotonic clock, in seconds."""
