@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import ssl as stdlib_ssl
 import subprocess
 import sys
 import traceback
@@ -22,8 +23,9 @@ from twisted.internet import defer, endpoints, reactor, ssl, threads
 from twisted.internet.task import deferLater, react
 
 from amqp_core import exceptions
+from amqp_core import recovery as rc
 from amqp_core.credentials import ExternalCredentials, PlainCredentials
-from amqp_core.parameters import ConnectionParameters, URLParameters
+from amqp_core.parameters import ConnectionParameters, SSLOptions, URLParameters
 from amqp_twisted import ClosableDeferredQueue, TwistedChannel, TwistedProtocolConnection
 from tests.adapters.amqp_support import CuttableProxy
 
@@ -287,6 +289,210 @@ def tls_round_trip_and_external_login(config: dict[str, Any]) -> Generator[Any, 
         message = yield with_timeout(channel.basic_get(queue, auto_ack=True))
         assert message.body == b"over TLS"
         yield with_timeout(connection.close())
+
+
+# ---------------------------------------------------------------------- recovery
+
+FAST = rc.RecoveryPolicy(initial_delay=0.05, max_delay=0.5, max_duration=30)
+
+
+def recovering(url: str, port: int | None = None, **kwargs: Any) -> ConnectionParameters:
+    """The URL's broker (or ``port`` on 127.0.0.1) with a fast recovery policy."""
+    params = URLParameters(url)
+    return ConnectionParameters(
+        host="127.0.0.1",
+        port=port or params.port,
+        virtual_host=params.virtual_host,
+        credentials=kwargs.pop("credentials", params.credentials),
+        recovery=kwargs.pop("recovery", FAST),
+        **kwargs,
+    )
+
+
+class Events:
+    """Records a connection's recovery events; waits for one of a kind."""
+
+    def __init__(self, connection: TwistedProtocolConnection) -> None:
+        self.events: list[Any] = []
+        connection.add_recovery_listener(lambda _c, event: self.events.append(event))
+
+    def of(self, kind: type) -> list[Any]:
+        return [event for event in self.events if isinstance(event, kind)]
+
+    @defer.inlineCallbacks
+    def wait_for(self, kind: type, count: int = 1) -> Generator[Any, Any, Any]:
+        for _ in range(int(TIMEOUT / 0.02)):
+            if len(self.of(kind)) >= count:
+                return self.of(kind)[count - 1]
+            yield deferLater(reactor, 0.02, lambda: None)
+        raise AssertionError(f"no {kind.__name__} within {TIMEOUT} s: {self.events}")
+
+
+@scenario
+def recovery_after_broker_forced_close(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    connection = yield connect(recovering(config["url"]))
+    events = Events(connection)
+    closed = connection.closed
+    channel = yield with_timeout(connection.channel())
+    yield with_timeout(channel.confirm_delivery())
+    yield with_timeout(channel.basic_qos(prefetch_count=5))
+    exchange = f"x-{uuid.uuid4().hex}"
+    yield with_timeout(channel.exchange_declare(exchange, "direct"))
+    queue = yield declare(channel)
+    yield with_timeout(channel.queue_bind(queue, exchange, routing_key="k"))
+    messages, tag = yield with_timeout(channel.basic_consume(queue))
+    yield with_timeout(channel.basic_publish(exchange, "k", b"before"))
+    before = yield with_timeout(messages.get())
+    assert before.body == b"before"
+
+    yield ctl(config, "close_all_connections", "twisted recovery test")
+    lost = yield events.wait_for(rc.ConnectionLost)
+    assert isinstance(lost.reason, exceptions.ConnectionClosedByBroker), lost.reason
+    assert lost.reason.reply_code == 320
+    recovered = yield events.wait_for(rc.Recovered)
+    assert recovered.port == URLParameters(config["url"]).port
+    assert connection.is_open and not connection.is_recovering and channel.is_open
+    assert closed is connection.closed and not closed.called  # the same connection goes on
+
+    # A delivery from before the loss: its ack is dropped and reported, never sent.
+    channel.basic_ack(before.method.delivery_tag)
+    stale = yield events.wait_for(rc.StaleDeliveryTag)
+    assert stale.delivery_tag == before.method.delivery_tag and stale.method == "basic_ack"
+    # The exclusive server-named queue came back under a new name, bound again; the
+    # consumer (same tag, same queue object) follows it; confirm mode is back.
+    (renamed,) = events.of(rc.QueueRenamed)
+    assert renamed.old == queue and renamed.new != queue
+    assert channel.consumer_tags == [tag]
+    yield with_timeout(channel.basic_publish(exchange, "k", b"after"))
+    after = yield with_timeout(messages.get())
+    assert after.body == b"after" and after.method.consumer_tag == tag
+    assert after.method.delivery_tag > before.method.delivery_tag
+    channel.basic_ack(after.method.delivery_tag)
+    # QoS came back too: the broker holds back the sixth of six unacked deliveries.
+    for number in range(6):
+        yield with_timeout(channel.basic_publish(exchange, "k", b"%d" % number))
+    held = []
+    for _ in range(5):
+        held.append((yield with_timeout(messages.get())))
+    yield deferLater(reactor, 0.3, lambda: None)
+    assert not messages.pending, "prefetch_count was not restored"
+    channel.basic_ack(held[-1].method.delivery_tag, multiple=True)
+    last = yield with_timeout(messages.get())
+    assert last.body == b"5"
+    channel.basic_ack(last.method.delivery_tag)
+    assert len(events.of(rc.StaleDeliveryTag)) == 1
+    yield with_timeout(channel.exchange_delete(exchange))
+    reason = yield with_timeout(connection.close())
+    assert isinstance(reason, exceptions.ConnectionClosedByClient), reason
+
+
+@scenario
+def recovery_reports_unconfirmed_publishes(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    params = URLParameters(config["url"])
+    proxy = CuttableProxy((params.host, params.port))
+    try:
+        connection = yield connect(recovering(config["url"], proxy.port))
+        events = Events(connection)
+        channel = yield with_timeout(connection.channel())
+        yield with_timeout(channel.confirm_delivery())
+        queue = f"twisted-unconfirmed-{uuid.uuid4().hex}"
+        yield with_timeout(channel.queue_declare(queue, auto_delete=True))
+        outcomes: list[Any] = []
+        for _ in range(300):
+            published = channel.basic_publish("", queue, b"x" * 20_000)
+            published.addBoth(outcomes.append)
+        pending = channel.queue_declare(queue, passive=True)
+        pending.addErrback(lambda failure: failure.value)
+        proxy.cut()  # most of them cannot have been confirmed yet
+        yield events.wait_for(rc.Recovered)
+        assert len(outcomes) == 300
+        failed = [o for o in outcomes if o is not None]
+        assert failed, "every publish was confirmed before the cut: nothing was tested"
+        assert all(isinstance(o.value, exceptions.RecoveryInterrupted) for o in failed)
+        (report,) = events.of(rc.PublishesUnconfirmed)
+        assert report.last_sequence == 300 and report.count in (len(failed), None)
+        assert isinstance((yield pending), exceptions.RecoveryInterrupted)
+        # Confirm mode is back, and the sequence goes on.
+        yield with_timeout(channel.basic_publish("", queue, b"after"))
+        yield with_timeout(channel.queue_delete(queue))
+        yield with_timeout(connection.close())
+    finally:
+        yield threads.deferToThread(proxy.close)
+
+
+@scenario
+def recovery_refused_login_is_not_retried(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    # 403 (the password changed) and 530 (the virtual host is no longer allowed) end the
+    # recovery at its first attempt: RecoveryFailed, then the connection's close.
+    for change, code in (("change_password", 403), ("clear_permissions", 530)):
+        user = f"twisted-{uuid.uuid4().hex[:8]}"
+        yield ctl(config, "add_user", user, "secret")
+        yield ctl(config, "set_permissions", "-p", "/", user, ".*", ".*", ".*")
+        try:
+            policy = rc.RecoveryPolicy(initial_delay=0.05, max_delay=0.2, max_attempts=20)
+            connection = yield connect(
+                recovering(
+                    config["url"], credentials=PlainCredentials(user, "secret"), recovery=policy
+                )
+            )
+            events = Events(connection)
+            closed = connection.closed
+            if change == "change_password":
+                yield ctl(config, "change_password", user, "another secret")
+            else:
+                yield ctl(config, "clear_permissions", "-p", "/", user)
+            yield ctl(config, "close_all_connections", "twisted refused-login test")
+            failed = yield events.wait_for(rc.RecoveryFailed)
+            reason = yield with_timeout(closed)
+            assert reason is failed.reason, (reason, failed)
+            assert isinstance(reason, exceptions.ConnectionRecoveryFailed), reason
+            assert len(events.of(rc.Recovering)) == 1, events.events
+            cause = reason.__cause__
+            assert isinstance(cause, exceptions.AMQPConnectionWorkflowFailed), cause
+            handshake = cause.exceptions[-1]
+            assert isinstance(handshake, exceptions.AMQPConnectorAMQPHandshakeError), cause
+            refusal = handshake.exception.__cause__
+            assert isinstance(refusal, exceptions.ConnectionClosedByBroker), handshake
+            assert refusal.reply_code == code, refusal
+            assert connection.is_closed and not connection.is_recovering
+        finally:
+            yield ctl(config, "delete_user", user)
+
+
+@scenario
+def tls_recovery(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    # The first stream is Twisted's own TLS (an endpoint); the recovery's are amqp_core's,
+    # made with the same ssl.SSLContext as every other adapter takes.
+    tls = config["tls"]
+    proxy = CuttableProxy(("127.0.0.1", tls["port"]))
+    try:
+        with open(tls["ca"], "rb") as ca_file:
+            authority = ssl.Certificate.loadPEM(ca_file.read())
+        options = ssl.optionsForClientTLS("localhost", trustRoot=authority)
+        tcp: Any = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port)
+        context = stdlib_ssl.create_default_context(cafile=tls["ca"])
+        params = ConnectionParameters(
+            "127.0.0.1", proxy.port, ssl_options=SSLOptions(context, "localhost"), recovery=FAST
+        )
+        connection = TwistedProtocolConnection(params)
+        events = Events(connection)
+        yield with_timeout(
+            endpoints.connectProtocol(endpoints.wrapClientTLS(options, tcp), connection)
+        )
+        yield with_timeout(connection.ready)
+        channel = yield with_timeout(connection.channel())
+        queue = yield declare(channel)
+        messages, _tag = yield with_timeout(channel.basic_consume(queue, auto_ack=True))
+        for round_ in range(2):
+            proxy.cut()
+            yield events.wait_for(rc.Recovered, round_ + 1)
+            queue = events.of(rc.QueueRenamed)[-1].new
+            yield channel.basic_publish("", queue, b"over TLS again")
+            message = yield with_timeout(messages.get())
+            assert message.body == b"over TLS again"
+        yield with_timeout(connection.close())
+    finally:
+        yield threads.deferToThread(proxy.close)
 
 
 @defer.inlineCallbacks

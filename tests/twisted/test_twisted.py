@@ -42,7 +42,11 @@ TCP_SCENARIOS = (
     "channel_error_then_new_channel",
     "blocked_and_unblocked",
     "tcp_drop_is_a_lost_stream",
-    "broker_forced_close",  # last: it closes every connection of the node
+    "recovery_reports_unconfirmed_publishes",
+    # These close every connection of the node.
+    "recovery_refused_login_is_not_retried",
+    "recovery_after_broker_forced_close",
+    "broker_forced_close",
 )
 
 
@@ -70,7 +74,7 @@ def tcp_results(rabbitmq: RabbitMQNode | None) -> Iterator[dict[str, Any]]:
     node = _controllable(rabbitmq)
     config = {"url": node.url, "ctl": node.rabbitmqctl_command()}
     try:
-        yield _run(config, TCP_SCENARIOS, timeout=100)
+        yield _run(config, TCP_SCENARIOS, timeout=160)
     finally:
         node.rabbitmqctl("set_vm_memory_high_watermark", "0.4")
 
@@ -92,9 +96,12 @@ def run_tls_scenario(tls_broker: TLSBroker) -> None:
             "client_key": str(tls_broker.client_key),
         }
     }
-    result = _run(config, ("tls_round_trip_and_external_login",), timeout=60)
-    outcome = result["tls_round_trip_and_external_login"]
-    assert outcome["ok"], outcome["error"]
+    names = ("tls_round_trip_and_external_login", "tls_recovery")
+    result = _run(config, names, timeout=90)
+    for name in names:
+        outcome = result.get(name)
+        assert outcome is not None, f"{name} did not report (the process stopped before it)"
+        assert outcome["ok"], outcome["error"]
 
 
 def test_seed_example_runs(amqp_url: str) -> None:

@@ -193,7 +193,9 @@ class Connection:
         external_stream: the adapter connects the byte stream itself (Twisted's protocols
             are handed theirs by the reactor) and gives it to :meth:`attach_stream`; no
             connection workflow runs, so the host, port, TLS and retry settings of
-            ``parameters`` are not used for connecting (keyword only).
+            ``parameters`` are not used for the first connection (keyword only). With a
+            ``RecoveryPolicy``, the reconnections are the core's: they go to the hosts of
+            ``parameters`` through ``io_services.getaddrinfo`` and ``connect_stream``.
 
     Raises:
         ValueError: ``parameters`` is an empty sequence.
@@ -266,12 +268,12 @@ class Connection:
         self._teardown_reason: BaseException | None = None
         self._close_reason: BaseException | None = None
         self._lost_error: BaseException | None = None
-        # Recovery (opt-in, amqp_core.recovery): not for an adapter-made stream, which the
-        # core cannot open again.
+        # Recovery (opt-in, amqp_core.recovery). With an adapter-made first stream, the
+        # reconnections still go through io_services.connect_stream: the core picks the host.
         policy = self._configs[0].recovery
         self._recovery: Recovery | None = None
         self._topology: Topology | None = None
-        if policy is not None and not external_stream:
+        if policy is not None:
             self._recovery = Recovery(self, policy)
             if policy.topology:
                 self._topology = Topology()

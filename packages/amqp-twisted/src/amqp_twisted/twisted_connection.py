@@ -12,21 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from twisted.internet import defer, interfaces
+from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from zope.interface import classImplements  # type: ignore[import-untyped]
 
-from amqp_core._types import Buffer
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome
-from amqp_core.connection import WRITE_HIGH_WATER, Connection
+from amqp_core.connection import Connection
 from amqp_core.data import FieldValue
-from amqp_core.exceptions import ConsumerCancelled
+from amqp_core.exceptions import ConsumerCancelled, RecoveryInterrupted
 from amqp_core.exchange_type import ExchangeType
 from amqp_core.parameters import Parameters
-from amqp_core.transport import AddressInfo, Cancellable, StreamListener, StreamSettings, Transport
+from amqp_core.recovery import ConnectionLost, RecoveryEvent
+from amqp_core.transport import StreamListener
+from amqp_twisted._reactor import ReactorServices, TwistedTransport
 
 __all__ = (
     "ClosableDeferredQueue",
@@ -78,100 +78,6 @@ class ClosableDeferredQueue(defer.DeferredQueue[_T]):
         self.pending.clear()
 
 
-class _Timer:
-    __slots__ = ("_call",)
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-
-    def cancel(self) -> None:
-        if self._call.active():
-            self._call.cancel()
-
-
-class _ReactorServices:
-    """amqp_core's I/O services on a reactor; Twisted itself connects the stream."""
-
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
-
-    def now(self) -> float:
-        return float(self.reactor.seconds())
-
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
-        return _Timer(self.reactor.callLater(max(delay, 0.0), callback))
-
-    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
-        self.reactor.callFromThread(callback)
-
-    def getaddrinfo(
-        self,
-        host: str,
-        port: int,
-        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
-    ) -> Cancellable:
-        raise NotImplementedError("Twisted connects the stream; see TwistedProtocolConnection")
-
-    def connect_stream(
-        self,
-        settings: StreamSettings,
-        listener: StreamListener,
-        on_done: Callable[[Transport | BaseException], None],
-    ) -> Cancellable:
-        raise NotImplementedError("Twisted connects the stream; see TwistedProtocolConnection")
-
-
-class _TwistedTransport:
-    """amqp_core's Transport over a Twisted transport.
-
-    Twisted does not tell how much it buffers, only when to pause (as a push producer): while
-    paused, the transport reports a full buffer, so amqp_core holds its output back.
-    """
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._paused = False
-        self.listener: StreamListener | None = None
-        transport.registerProducer(self, True)
-        self._registered = True
-
-    def write(self, data: Buffer) -> None:
-        self._transport.write(data if type(data) is bytes else bytes(data))
-
-    def write_buffer_size(self) -> int:
-        return WRITE_HIGH_WATER if self._paused else 0
-
-    def close(self) -> None:
-        # A transport with a registered producer (TLS's in particular) waits for it to go
-        # away before it closes.
-        self._unregister()
-        self._transport.loseConnection()
-
-    def abort(self) -> None:
-        self._unregister()
-        self._transport.abortConnection()
-
-    def _unregister(self) -> None:
-        if self._registered:
-            self._registered = False
-            self._transport.unregisterProducer()
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        if self.listener is not None:
-            self.listener.write_drained()
-
-    def stopProducing(self) -> None:
-        self._paused = False
-
-
-# Twisted pauses and resumes a registered producer; say what the transport wrapper is.
-classImplements(_TwistedTransport, interfaces.IPushProducer)
-
-
 class _ProtocolConnection(Connection):
     """amqp_core's connection over a stream Twisted has connected."""
 
@@ -191,6 +97,7 @@ class TwistedChannel:
         self._channel = channel
         self._calls: set[defer.Deferred[Any]] = set()
         self._consumers: dict[str, ClosableDeferredQueue[ReceivedMessage]] = {}
+        self._auto_ack: set[str] = set()
         self._tracker: ConfirmTracker | None = None
         self._publishes: dict[int, defer.Deferred[None]] = {}
         self._on_return: list[Callable[[ReceivedMessage], None]] = []
@@ -276,6 +183,31 @@ class TwistedChannel:
             closed, self._closed = self._closed, None
             closed.callback(reason)
 
+    def _on_connection_lost(self, reason: BaseException) -> None:
+        # The connection is being recovered: the replies waited for will not come, and the
+        # publishes without a confirm may or may not have reached the broker. Called before
+        # the core reports those as nacked, so they fail with the clearer error.
+        calls, self._calls = self._calls, set()
+        for deferred in calls:
+            deferred.errback(
+                RecoveryInterrupted(
+                    f"the connection was lost before the reply came ({reason!r}); the broker "
+                    "may or may not have carried the request out"
+                )
+            )
+        if self._tracker is not None:
+            self._tracker.fail_all(
+                RecoveryInterrupted(
+                    f"the connection was lost before the broker confirmed the message "
+                    f"({reason!r}); it may or may not have been received"
+                )
+            )
+        for tag, queue in self._consumers.items():
+            if tag not in self._auto_ack:
+                # Not yet taken by the application: the broker requeues them and their tags
+                # are stale; they come again after the recovery.
+                queue.pending.clear()
+
     def _on_broker_cancel(self, method_frame: Any) -> None:
         queue = self._consumers.pop(method_frame.method.consumer_tag, None)
         if queue is not None:
@@ -347,6 +279,8 @@ class TwistedChannel:
         def started(ok: Any) -> tuple[ClosableDeferredQueue[ReceivedMessage], str]:
             tag: str = ok.method.consumer_tag
             self._consumers[tag] = messages
+            if auto_ack:
+                self._auto_ack.add(tag)
             return messages, tag
 
         return deferred.addCallback(started)
@@ -354,6 +288,7 @@ class TwistedChannel:
     def basic_cancel(self, consumer_tag: str = "") -> defer.Deferred[Any]:
         """Cancel a consumer; its queue is closed with ``ConsumerCancelled``."""
         queue = self._consumers.pop(consumer_tag, None)
+        self._auto_ack.discard(consumer_tag)
         deferred = self._call("basic_cancel", (consumer_tag,), {})
         if queue is not None:
             queue.close(ConsumerCancelled(consumer_tag))
@@ -548,8 +483,16 @@ class TwistedProtocolConnection(Protocol):
 
     Connect it with Twisted (``ClientCreator(reactor, TwistedProtocolConnection, params)``,
     an endpoint and ``connectProtocol`` ...): the host, port and TLS settings of
-    ``parameters`` are not used for connecting, the rest (credentials, virtual host, heartbeat,
-    frame size ...) is.
+    ``parameters`` are not used for that first connection, the rest (credentials, virtual
+    host, heartbeat, frame size ...) is.
+
+    With a ``RecoveryPolicy`` in ``parameters``, a lost connection is recovered by amqp_core:
+    it reconnects, when and where it decides, to the host and port (and TLS settings) of
+    ``parameters`` (each of them in turn, given a sequence), through the reactor, and restores
+    the channels, their consumers and the declared topology. The ``TwistedChannel`` objects
+    and their consumer queues stay valid; calls waiting for a reply when the connection was
+    lost, and publishes waiting for a confirm, fail with ``RecoveryInterrupted``. The protocol
+    instance keeps its first transport: the new streams are the adapter's own.
 
     Attributes:
         ready: fires with the protocol once the AMQP connection is open, or fails with the
@@ -559,11 +502,16 @@ class TwistedProtocolConnection(Protocol):
             ``StreamLostError`` ...).
 
     Args:
-        parameters: The connection's parameters (defaults if None).
+        parameters: The connection's parameters (defaults if None); a sequence of them gives
+            the hosts a recovery tries, in turn.
         custom_reactor: The reactor to use; by default Twisted's global one.
     """
 
-    def __init__(self, parameters: Parameters | None = None, custom_reactor: Any = None) -> None:
+    def __init__(
+        self,
+        parameters: Parameters | Sequence[Parameters] | None = None,
+        custom_reactor: Any = None,
+    ) -> None:
         if custom_reactor is None:
             from twisted.internet import reactor as custom_reactor
         self._reactor = custom_reactor
@@ -571,21 +519,24 @@ class TwistedProtocolConnection(Protocol):
         self.ready.addCallback(lambda _: self.connectionReady())
         self.closed: defer.Deferred[Any] | None = None
         self._listener: StreamListener | None = None
-        self._transport: _TwistedTransport | None = None
+        self._transport: TwistedTransport | None = None
+        self._channels: dict[int, TwistedChannel] = {}
+        self._recovery_listeners: list[Callable[[TwistedProtocolConnection, Any], None]] = []
         self._impl = _ProtocolConnection(
             parameters,
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
-            io_services=_ReactorServices(custom_reactor),
+            io_services=ReactorServices(custom_reactor),
             external_stream=True,
         )
+        self._impl.add_recovery_listener(self._on_recovery_event)
 
     # -- Twisted's protocol hooks
 
     def connectionMade(self) -> None:
         """Hand the connected stream to amqp_core, which starts the AMQP handshake."""
-        transport = _TwistedTransport(self.transport)
+        transport = TwistedTransport(self.transport)
         self._transport = transport
         transport.listener = self._listener = self._impl.attach_stream(transport)
 
@@ -620,6 +571,13 @@ class TwistedProtocolConnection(Protocol):
         if ready is not None:
             ready.errback(error)
 
+    def _on_recovery_event(self, connection: Connection, event: RecoveryEvent) -> None:
+        if isinstance(event, ConnectionLost):
+            for channel in list(self._channels.values()):
+                channel._on_connection_lost(event.reason)
+        for callback in list(self._recovery_listeners):
+            callback(self, event)
+
     def _on_close(self, connection: Connection, reason: BaseException) -> None:
         closed, self.closed = self.closed, None
         if closed is not None:
@@ -636,6 +594,31 @@ class TwistedProtocolConnection(Protocol):
     def is_closed(self) -> bool:
         """True once the AMQP connection is closed."""
         return self._impl.is_closed
+
+    @property
+    def is_recovering(self) -> bool:
+        """True from a loss until the connection and its topology are restored (or given up)."""
+        return self._impl.is_recovering
+
+    def add_recovery_listener(
+        self, callback: Callable[[TwistedProtocolConnection, RecoveryEvent], None]
+    ) -> None:
+        """Call ``callback(connection, event)`` for every recovery event.
+
+        The events are those of :mod:`amqp_core.recovery` (``ConnectionLost``,
+        ``Recovering``, ``Recovered``, ``RecoveryFailed``, ``StaleDeliveryTag`` ...); only a
+        connection whose parameters carry a ``RecoveryPolicy`` recovers.
+        """
+        self._recovery_listeners.append(callback)
+
+    def remove_recovery_listener(
+        self, callback: Callable[[TwistedProtocolConnection, RecoveryEvent], None]
+    ) -> bool:
+        """Forget a recovery listener; return whether it was registered."""
+        if callback in self._recovery_listeners:
+            self._recovery_listeners.remove(callback)
+            return True
+        return False
 
     def add_on_connection_blocked_callback(
         self, callback: Callable[[TwistedProtocolConnection, Any], None]
@@ -655,7 +638,16 @@ class TwistedProtocolConnection(Protocol):
 
         def opened(channel: Channel) -> None:
             channel.remove_on_close_callback(failed)
-            deferred.callback(TwistedChannel(channel))
+            wrapper = TwistedChannel(channel)
+            number = channel.channel_number
+            self._channels[number] = wrapper
+
+            def forget(_channel: Channel, _reason: BaseException) -> None:
+                if self._channels.get(number) is wrapper:
+                    del self._channels[number]
+
+            channel.add_on_close_callback(forget)
+            deferred.callback(wrapper)
 
         def failed(channel: Channel, reason: BaseException) -> None:
             if not deferred.called:
