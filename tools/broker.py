@@ -580,9 +580,10 @@ class RabbitMQNode:
         (directory / "rabbitmq.conf").write_text(config + ("\n" if config else ""))
         (directory / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
 
-    def _spawn(self) -> None:
-        self._amqp_port = find_free_port()
-        self._dist_port = find_free_port()
+    def _spawn(self, *, same_ports: bool = False) -> None:
+        if not same_ports:
+            self._amqp_port = find_free_port()
+            self._dist_port = find_free_port()
         directory = self.directory
         with (directory / "server.out").open("wb") as out:
             self._proc = subprocess.Popen(
@@ -693,6 +694,61 @@ class RabbitMQNode:
                 self._dir = None
             with _live_lock:
                 _live_nodes.discard(self)
+
+    def shutdown(self, timeout: float = DEFAULT_STOP_TIMEOUT, *, abrupt: bool = False) -> None:
+        """Stop the node's Erlang VM, keeping its name, ports and data for :meth:`restart`.
+
+        Unlike ``rabbitmqctl stop_app``, the whole VM goes: its client connections end with
+        the process (clients see ``Connection.Close`` 320 from a clean stop, or just a dropped
+        TCP stream with ``abrupt``), and a cluster sees the node as down.
+
+        Args:
+            timeout: Seconds allowed for a clean stop before the process group is killed.
+            abrupt: Kill the VM (SIGKILL) instead of stopping it cleanly: a crash.
+
+        Raises:
+            RabbitMQError: If the node is not running.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RabbitMQError(f"{self.node_name} is not running")
+        if abrupt:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            with contextlib.suppress(RabbitMQError, subprocess.TimeoutExpired):
+                self.rabbitmqctl("stop", timeout=timeout)
+        _end_process(proc, grace=timeout)
+        self._proc = None
+        # Children that left the process group (the port helpers) carry the marker.
+        _kill_marked(str(self.directory))
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Start a node stopped by :meth:`shutdown` again: same name, ports and data directory.
+
+        A cluster member rejoins its cluster; durable queues and messages come back.
+
+        Args:
+            timeout: Seconds to wait for Connection.Start (default: the node's
+                ``start_timeout``).
+
+        Raises:
+            RabbitMQError: If the node was never started or is still running.
+            RabbitMQStartError: If it does not come up in time.
+        """
+        if self._dir is None or self.running:
+            raise RabbitMQError(f"{self.node_name} cannot be restarted: {self!r}")
+        self._spawn(same_ports=True)
+        proc = self._proc
+        assert proc is not None
+        timeout = self.start_timeout if timeout is None else timeout
+        # No retry on other ports (as wait_until_ready does): clients know these.
+        problem = self._poll_ready(proc, time.monotonic() + timeout)
+        if problem is not None:
+            raise RabbitMQStartError(
+                f"RabbitMQ node {self.node_name} did not restart: {problem}.\n"
+                f"--- log tail ---\n{self.log_tail()}"
+            )
 
     def kill(self) -> None:
         """Kill the node abruptly (a node failure, as clients see it); :meth:`stop` cleans up."""

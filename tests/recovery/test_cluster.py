@@ -3,8 +3,9 @@
 The worked example of ``docs/recovery.md``. Three nodes, one quorum queue (replicated on all
 three), a publisher with confirms and a consumer with manual acks, each given all three hosts
 and a recovery policy, both connected to the same node. That node is stopped in the middle of
-the traffic (``rabbitmqctl stop_app``: the broker closes its client connections and its queue
-replica goes down), then started again. No user code intervenes; the test checks that
+the traffic (``rabbitmqctl stop``: the node's Erlang VM exits, its client connections end and
+its queue replica goes down), then started again on the same data directory, rejoining the
+cluster. No user code intervenes; the test checks that
 
 * every message the publisher saw confirmed was consumed at least once (0 lost);
 * a message consumed twice was flagged ``redelivered`` the second time;
@@ -143,7 +144,7 @@ def test_blocking_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQN
     consumer.start()
     publisher.start()
     wait_for(lambda: len(publisher.confirmed) >= 500, 60, "traffic before the failure")
-    victim.rabbitmqctl("stop_app")
+    victim.shutdown()  # the whole Erlang VM, in the middle of the traffic
     try:
         wait_for(
             lambda: (
@@ -164,8 +165,8 @@ def test_blocking_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQN
             ),
         )
     finally:
-        victim.rabbitmqctl("start_app")
-    victim.wait_until_ready()
+        # The same node again (name, ports, data): it rejoins the cluster.
+        victim.restart()
     time.sleep(1)  # some traffic after the restart
     publisher.stop_requested.set()
     publisher.join(120)
@@ -330,7 +331,7 @@ def test_select_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQNod
     publisher.start()
     wait_for(lambda: len(publisher.confirmed) >= 500, 60, "traffic before the failure")
     assert publisher.connection.params.port == consumer.connection.params.port == victim.amqp_port
-    victim.rabbitmqctl("stop_app")
+    victim.shutdown()  # the whole Erlang VM, in the middle of the traffic
     try:
         wait_for(
             lambda: (
@@ -345,8 +346,8 @@ def test_select_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQNod
             lambda: f"both clients to recover: {publisher.events} {consumer.events}",
         )
     finally:
-        victim.rabbitmqctl("start_app")
-    victim.wait_until_ready()
+        # The same node again (name, ports, data): it rejoins the cluster.
+        victim.restart()
     time.sleep(1)  # some traffic after the restart
     publisher.stop_requested.set()
     publisher.join(120)
