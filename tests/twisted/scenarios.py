@@ -351,6 +351,9 @@ def recovery_after_broker_forced_close(config: dict[str, Any]) -> Generator[Any,
     assert lost.reason.reply_code == 320
     recovered = yield events.wait_for(rc.Recovered)
     assert recovered.port == URLParameters(config["url"]).port
+    # The jitter of the policy, drawn from the reactor services' random().
+    (first,) = events.of(rc.Recovering)
+    assert FAST.initial_delay * (1 - FAST.jitter) <= first.delay < FAST.initial_delay, first
     assert connection.is_open and not connection.is_recovering and channel.is_open
     assert closed is connection.closed and not closed.called  # the same connection goes on
 
