@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import ssl as stdlib_ssl
 import subprocess
 import sys
@@ -300,7 +301,7 @@ def recovering(url: str, port: int | None = None, **kwargs: Any) -> ConnectionPa
     """The URL's broker (or ``port`` on 127.0.0.1) with a fast recovery policy."""
     params = URLParameters(url)
     return ConnectionParameters(
-        host="127.0.0.1",
+        host=kwargs.pop("host", "127.0.0.1"),
         port=port or params.port,
         virtual_host=params.virtual_host,
         credentials=kwargs.pop("credentials", params.credentials),
@@ -418,6 +419,45 @@ def recovery_reports_unconfirmed_publishes(config: dict[str, Any]) -> Generator[
         # Confirm mode is back, and the sequence goes on.
         yield with_timeout(channel.basic_publish("", queue, b"after"))
         yield with_timeout(channel.queue_delete(queue))
+        yield with_timeout(connection.close())
+    finally:
+        yield threads.deferToThread(proxy.close)
+
+
+@scenario
+def recovery_tries_the_other_hosts(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    # Two parameter sets: the proxy, by name (resolved in the reactor's thread pool), and a
+    # port nobody listens on. The recovery starts with the host after the lost one: refused,
+    # then the proxy again, in one attempt.
+    params = URLParameters(config["url"])
+    proxy = CuttableProxy((params.host, params.port))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_port = unused.getsockname()[1]
+    try:
+        hosts = [
+            recovering(
+                config["url"], proxy.port, host="localhost", tcp_options={"TCP_KEEPIDLE": 30}
+            ),
+            recovering(config["url"], dead_port),
+        ]
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", proxy.port)
+        connection = TwistedProtocolConnection(hosts)
+        events = Events(connection)
+        yield with_timeout(endpoints.connectProtocol(endpoint, connection))
+        yield with_timeout(connection.ready)
+        channel = yield with_timeout(connection.channel())
+        proxy.cut()
+        recovered = yield events.wait_for(rc.Recovered)
+        assert (recovered.host, recovered.port, recovered.attempts) == (
+            "localhost",
+            proxy.port,
+            1,
+        ), recovered
+        queue = yield declare(channel)
+        yield channel.basic_publish("", queue, b"back")
+        message = yield with_timeout(channel.basic_get(queue, auto_ack=True))
+        assert message.body == b"back"
         yield with_timeout(connection.close())
     finally:
         yield threads.deferToThread(proxy.close)

@@ -43,6 +43,7 @@ TCP_SCENARIOS = (
     "blocked_and_unblocked",
     "tcp_drop_is_a_lost_stream",
     "recovery_reports_unconfirmed_publishes",
+    "recovery_tries_the_other_hosts",
     # These close every connection of the node.
     "recovery_refused_login_is_not_retried",
     "recovery_after_broker_forced_close",

@@ -153,11 +153,15 @@ class _TLS:
         pieces: list[bytes] = []
         while True:
             try:
-                pieces.append(self.session.read(_READ_CHUNK))
+                piece = self.session.read(_READ_CHUNK)
             except ssl.SSLWantReadError:
                 return b"".join(pieces), False
             except ssl.SSLZeroReturnError:
                 return b"".join(pieces), True
+            if not piece:
+                # The peer's close_notify: Python's SSLObject.read returns b"" for it.
+                return b"".join(pieces), True
+            pieces.append(piece)
 
     def encrypt(self, data: Buffer) -> bytes:
         self.session.write(data)
@@ -436,7 +440,8 @@ class ReactorServices:
         )
 
         def stop() -> None:
-            if connector.state == "connecting":
+            # Connected meanwhile: the protocol took over cancelling (see _StreamProtocol).
+            with contextlib.suppress(twisted_error.NotConnectingError):
                 connector.stopConnecting()
 
         operation.on_cancel = stop
