@@ -64,7 +64,9 @@ class Stream:
         self.operation = self.services.connect_stream(
             settings(context, **kwargs), self.listener, self.outcome.append
         )
-        ((self.host, self.port, self.factory, self.timeout, _bind),) = self.reactor.tcpClients
+        ((self.host, self.port, self.factory, timeout, _bind),) = self.reactor.tcpClients
+        self.timeout: float | None = timeout
+        self.connector: Any = self.reactor.connectors[0]
         self.transport = StringTransport()
         self.protocol: Any = None
 
@@ -125,7 +127,7 @@ def test_orderly_end_is_reported_as_none() -> None:
 )
 def test_connect_failures_are_os_errors(failure: Exception, expected: type) -> None:
     stream = Stream()
-    stream.factory.clientConnectionFailed(None, Failure(failure))
+    stream.factory.clientConnectionFailed(stream.connector, Failure(failure))
     (reported,) = stream.outcome
     assert type(reported) is expected
 
@@ -138,7 +140,7 @@ def test_cancel_before_the_tcp_connect_stops_connecting() -> None:
     assert connector.stoppedConnecting
     # Connected anyway (a race): dropped at once, nobody told.
     stream.connect()
-    stream.factory.clientConnectionFailed(None, Failure(error.ConnectionRefusedError()))
+    stream.factory.clientConnectionFailed(stream.connector, Failure(error.ConnectionRefusedError()))
     stream.protocol.connectionLost(Failure(error.ConnectionDone()))
     assert stream.transport.disconnecting and stream.outcome == [] and not stream.listener.lost
 
