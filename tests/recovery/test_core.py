@@ -14,7 +14,8 @@ from amqp_core import frame, spec
 from amqp_core import recovery as rc
 from amqp_core.parameters import ConnectionParameters
 from amqp_core.testing.peer import FakeBroker
-from tests.callback.helpers import FakeIO, Recorder, TestConnection, addr
+from tests.callback.helpers import FakeIO, FakeTransport, Recorder, TestConnection, addr
+from tests.callback.test_external_stream import _Relay
 
 POLICY = rc.RecoveryPolicy(initial_delay=1.0, multiplier=2.0, max_delay=5.0, jitter=0.5)
 
@@ -518,3 +519,36 @@ def test_a_node_closing_during_the_handshake_is_retried() -> None:
     io.run(10)
     assert conn.is_open and isinstance(events[-1], rc.Recovered)
     assert kinds(events).count("Recovering") >= 2
+
+
+def test_an_attached_stream_is_recovered_through_connect_stream() -> None:
+    # Twisted's case: the adapter connected the first stream itself; the reconnections are
+    # the core's (host, moment), through the adapter's connect_stream.
+    io = cluster_io()
+    params = [ConnectionParameters(host=h, recovery=POLICY) for h in ("h1", "h2")]
+    rec = Recorder()
+    conn = TestConnection(
+        io,
+        params,
+        on_open_callback=rec("open"),
+        on_close_callback=rec("close"),
+        external_stream=True,
+    )
+    events: list[Any] = []
+    conn.add_recovery_listener(lambda _c, event: events.append(event))
+    relay = _Relay()
+    first = FakeTransport(io, FakeBroker(), relay)
+    relay.target = conn.attach_stream(first)
+    io.run()
+    assert conn.is_open and io.connects == []
+    ch = open_channel(io, conn)
+    first.lose(ConnectionResetError(104, "reset by peer"))
+    io.run(10)
+    assert kinds(events) == ["ConnectionLost", "Recovering", "Recovered"]
+    # The first stream counts as the first host's: the recovery starts with the next one.
+    assert [s.host for _, s in io.connects] == ["h2"]
+    assert conn.is_open and ch.is_open and conn.params.host == "h2"
+    assert rec.named("open") == [(conn,)] and rec.named("close") == []
+    # A second attach is still refused: the stream is the core's now.
+    with pytest.raises(exc.ConnectionWrongStateError):
+        conn.attach_stream(first)
