@@ -246,10 +246,15 @@ def test_every_loop_offers_a_random_source(name: str) -> None:
         driver.close()
 
 
+@pytest.mark.parametrize("abrupt", [False, True], ids=["stop", "kill"])
 def test_durable_queue_and_consumer_come_back_after_a_broker_restart(
-    rabbitmq: RabbitMQNode | None,
+    rabbitmq: RabbitMQNode | None, abrupt: bool
 ) -> None:
-    """Issue 10's single-node case, on asyncio: the node's VM stops, then starts again."""
+    """Issue 10's single-node case, on asyncio: the node's VM stops, then starts again.
+
+    ``stop``: a clean ``rabbitmqctl stop`` (the client gets ``Connection.Close`` 320);
+    ``kill``: SIGKILL, a crash (the client sees the TCP stream end).
+    """
     node = _controllable(rabbitmq)
     driver = make_driver("asyncio")
     policy = rc.RecoveryPolicy(initial_delay=0.2, max_delay=1.0, max_duration=120)
@@ -274,7 +279,7 @@ def test_durable_queue_and_consumer_come_back_after_a_broker_restart(
 
         def restart() -> None:
             try:
-                node.shutdown()
+                node.shutdown(abrupt=abrupt)
                 node.restart()
             except BaseException as error:  # reported below
                 failure.append(error)
@@ -287,6 +292,12 @@ def test_durable_queue_and_consumer_come_back_after_a_broker_restart(
             thread.join(120)
         assert not failure, failure
         assert len(events.of(rc.Recovering)) > 1  # it was down for a while
+        (lost,) = events.of(rc.ConnectionLost)
+        if abrupt:
+            assert isinstance(lost.reason, exc.StreamLostError), lost
+        else:
+            assert isinstance(lost.reason, exc.ConnectionClosedByBroker), lost
+            assert lost.reason.reply_code == 320
         assert conn.is_open and channel.consumer_tags == [tag]
         channel.basic_publish("", queue, b"after the restart")
         method, body = consumer.next()
