@@ -2,6 +2,9 @@
 # mypy: disable-error-code="no-untyped-call"
 """amqp_twisted's reactor services (the streams of a recovery) without a reactor running.
 
+The services and the transport wrapper are private names of ``twisted_connection``; the
+streams themselves are ``amqp_twisted._reactor``.
+
 A ``MemoryReactorClock`` records ``connectTCP``; the tests play Twisted's part (building the
 protocol, connecting it to a ``StringTransport``, reporting failures) and, for TLS, the
 server's, with the standard library's TLS over memory BIOs and a trustme certificate. The
@@ -21,7 +24,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from amqp_core.transport import AddressInfo, StreamSettings
-from amqp_twisted._reactor import ReactorServices, TwistedTransport
+from amqp_twisted.twisted_connection import _ReactorServices, _TwistedTransport
 
 ADDRESS = AddressInfo(socket.AF_INET, socket.SOCK_STREAM, 6, ("127.0.0.1", 5671))
 
@@ -58,7 +61,7 @@ class Stream:
 
     def __init__(self, context: ssl.SSLContext | None = None, **kwargs: Any) -> None:
         self.reactor = MemoryReactorClock()
-        self.services = ReactorServices(self.reactor)
+        self.services = _ReactorServices(self.reactor)
         self.listener = Listener()
         self.outcome: list[Any] = []
         self.operation = self.services.connect_stream(
@@ -85,7 +88,7 @@ def test_plain_stream_is_handed_over_and_reports_to_the_listener() -> None:
     assert (stream.host, stream.port, stream.timeout) == ("127.0.0.1", 5671, None)
     stream.connect()
     (transport,) = stream.outcome
-    assert isinstance(transport, TwistedTransport)
+    assert isinstance(transport, _TwistedTransport)
     transport.write(b"AMQP")
     transport.write(memoryview(b"\x00\x00\x09\x01"))
     assert stream.sent() == b"AMQP\x00\x00\x09\x01"
@@ -147,7 +150,7 @@ def test_cancel_before_the_tcp_connect_stops_connecting() -> None:
 
 def test_name_resolution_of_an_address_needs_no_thread() -> None:
     reactor = MemoryReactorClock()
-    services = ReactorServices(reactor)
+    services = _ReactorServices(reactor)
     got: list[Any] = []
     services.getaddrinfo("127.0.0.1", 5672, got.append)
     cancelled = services.getaddrinfo("::1", 5672, got.append)

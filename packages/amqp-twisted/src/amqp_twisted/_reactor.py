@@ -1,44 +1,30 @@
-"""amqp_core's I/O services on a Twisted reactor: clock, timers, name resolution, streams.
+"""The streams of a recovery, opened with a Twisted reactor when amqp_core asks for them.
 
 The first stream of a ``TwistedProtocolConnection`` is connected by the application (an
-endpoint, ``ClientCreator`` ...). The streams of a recovery are asked for by amqp_core, which
-picks the host and the moment; :class:`ReactorServices` only resolves the name (in the
-reactor's thread pool) and connects with ``reactor.connectTCP``. TLS is the standard library's
-``ssl`` over memory BIOs, so the same ``ssl.SSLContext`` of ``SSLOptions`` serves every adapter.
+endpoint, ``ClientCreator`` ...). The streams of a recovery are amqp_core's: it picks the host
+and the moment, and asks the adapter's I/O services to resolve the name and connect. This
+module does that on the reactor: the name is resolved in the reactor's thread pool, the TCP
+connection made with ``reactor.connectTCP``, and TLS is the standard library's ``ssl`` over
+memory BIOs, so the ``ssl.SSLContext`` of ``SSLOptions`` serves here as for every adapter.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import random
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet import error as twisted_error
-from twisted.internet import interfaces, threads
-from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet import protocol, threads
 from twisted.python.failure import Failure
-from zope.interface import classImplements  # type: ignore[import-untyped]
 
 from amqp_core._types import Buffer
-from amqp_core.connection import WRITE_HIGH_WATER
 from amqp_core.transport import AddressInfo, Cancellable, StreamListener, StreamSettings, Transport
 
 _READ_CHUNK = 256 * 1024
-
-
-class _Timer:
-    __slots__ = ("_call",)
-
-    def __init__(self, call: Any) -> None:
-        self._call = call
-
-    def cancel(self) -> None:
-        if self._call.active():
-            self._call.cancel()
 
 
 class _Operation:
@@ -56,76 +42,6 @@ class _Operation:
         self.cancelled = True
         if self.on_cancel is not None:
             self.on_cancel()
-
-
-class TwistedTransport:
-    """amqp_core's Transport over a Twisted transport.
-
-    Twisted does not tell how much it buffers, only when to pause (as a push producer): while
-    paused, the transport reports a full buffer, so amqp_core holds its output back.
-    """
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._paused = False
-        self.listener: StreamListener | None = None
-        transport.registerProducer(self, True)
-        self._registered = True
-
-    def write(self, data: Buffer) -> None:
-        self._transport.write(data if type(data) is bytes else bytes(data))
-
-    def write_buffer_size(self) -> int:
-        return WRITE_HIGH_WATER if self._paused else 0
-
-    def close(self) -> None:
-        # A transport with a registered producer (TLS's in particular) waits for it to go
-        # away before it closes.
-        self._unregister()
-        self._transport.loseConnection()
-
-    def abort(self) -> None:
-        self._unregister()
-        self._transport.abortConnection()
-
-    def _unregister(self) -> None:
-        if self._registered:
-            self._registered = False
-            self._transport.unregisterProducer()
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        if self.listener is not None:
-            self.listener.write_drained()
-
-    def stopProducing(self) -> None:
-        self._paused = False
-
-
-# Twisted pauses and resumes a registered producer; say what the transport wrapper is.
-classImplements(TwistedTransport, interfaces.IPushProducer)
-
-
-class _TLSTransport(TwistedTransport):
-    """The same, with what amqp_core writes encrypted by a memory-BIO TLS session."""
-
-    def __init__(self, transport: Any, tls: _TLS) -> None:
-        super().__init__(transport)
-        self._tls = tls
-
-    def write(self, data: Buffer) -> None:
-        self._transport.write(self._tls.encrypt(data))
-
-    def close(self) -> None:
-        # Say goodbye in TLS (close_notify) before the TCP close; the peer's answer is not
-        # waited for.
-        with contextlib.suppress(ssl.SSLError):
-            self._tls.session.unwrap()
-        self._transport.write(self._tls.outgoing.read())
-        super().close()
 
 
 class _TLS:
@@ -168,6 +84,40 @@ class _TLS:
         return self.outgoing.read()
 
 
+class AdapterTransport(Transport, Protocol):
+    """The adapter's Transport over a Twisted transport, told where to report write drains."""
+
+    listener: StreamListener | None
+
+
+class _Encrypting:
+    """A Twisted transport seen through a TLS session: what is written leaves encrypted."""
+
+    def __init__(self, transport: Any, tls: _TLS) -> None:
+        self._transport = transport
+        self._tls = tls
+
+    def write(self, data: Buffer) -> None:
+        self._transport.write(self._tls.encrypt(data))
+
+    def loseConnection(self) -> None:
+        # Say goodbye in TLS (close_notify) before the TCP close; the peer's answer is not
+        # waited for.
+        with contextlib.suppress(ssl.SSLError):
+            self._tls.session.unwrap()
+        self._transport.write(self._tls.outgoing.read())
+        self._transport.loseConnection()
+
+    def abortConnection(self) -> None:
+        self._transport.abortConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self._transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._transport.unregisterProducer()
+
+
 def _set_tcp_options(transport: Any, options: Mapping[str, int] | None) -> None:
     # TCP_NODELAY always; then each named option this platform has (keepalive on with them).
     handle = getattr(transport, "getHandle", None)
@@ -203,7 +153,10 @@ def _stream_error(failure: Failure) -> BaseException:
     return mapped
 
 
-class _StreamProtocol(Protocol):
+Wrap = Callable[[Any], AdapterTransport]
+
+
+class _StreamProtocol(protocol.Protocol):
     """The protocol of one stream amqp_core asked for: TLS if wanted, then its listener."""
 
     def __init__(
@@ -212,13 +165,15 @@ class _StreamProtocol(Protocol):
         listener: StreamListener,
         on_done: Callable[[Transport | BaseException], None],
         operation: _Operation,
+        wrap: Wrap,
     ) -> None:
         self.settings = settings
         self.listener = listener
         self.on_done: Callable[[Transport | BaseException], None] | None = on_done
         self.operation = operation
+        self.wrap = wrap
         self.tls: _TLS | None = None
-        self.wrapper: TwistedTransport | None = None
+        self.wrapper: AdapterTransport | None = None
 
     def _tcp(self) -> Any:
         # Twisted's transport, untyped: the interface stubs do not type its methods.
@@ -234,7 +189,7 @@ class _StreamProtocol(Protocol):
             _set_tcp_options(self.transport, self.settings.tcp_options)
         context = self.settings.ssl_context
         if context is None:
-            self._ready(TwistedTransport(self.transport))
+            self._ready(self.wrap(self.transport))
             return
         try:
             self.tls = _TLS(context, self.settings.server_hostname or self.settings.host)
@@ -255,7 +210,7 @@ class _StreamProtocol(Protocol):
         if tls.outgoing.pending:
             self._tcp().write(tls.outgoing.read())
         if done:
-            self._ready(_TLSTransport(self.transport, tls))
+            self._ready(self.wrap(_Encrypting(self.transport, tls)))
             # Application data that came with the end of the handshake.
             self._deliver(b"")
 
@@ -269,7 +224,7 @@ class _StreamProtocol(Protocol):
         if on_done is not None:
             on_done(exc)
 
-    def _ready(self, wrapper: TwistedTransport) -> None:
+    def _ready(self, wrapper: AdapterTransport) -> None:
         on_done, self.on_done = self.on_done, None
         self.operation.on_cancel = None
         self.wrapper = wrapper
@@ -328,21 +283,25 @@ class _StreamProtocol(Protocol):
             self.listener.connection_lost(_stream_error(reason))
 
 
-class _StreamFactory(ClientFactory):
+class _StreamFactory(protocol.ClientFactory):
     def __init__(
         self,
         settings: StreamSettings,
         listener: StreamListener,
         on_done: Callable[[Transport | BaseException], None],
         operation: _Operation,
+        wrap: Wrap,
     ) -> None:
         self.settings = settings
         self.listener = listener
         self.on_done = on_done
         self.operation = operation
+        self.wrap = wrap
 
     def buildProtocol(self, addr: Any) -> _StreamProtocol:
-        return _StreamProtocol(self.settings, self.listener, self.on_done, self.operation)
+        return _StreamProtocol(
+            self.settings, self.listener, self.on_done, self.operation, self.wrap
+        )
 
     def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         if not self.operation.cancelled:
@@ -357,92 +316,88 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-class ReactorServices:
-    """amqp_core's I/O services on a reactor.
+def resolve(
+    reactor: Any,
+    host: str,
+    port: int,
+    on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+) -> Cancellable:
+    """Resolve ``host`` in the reactor's thread pool (a numeric address at once).
 
     Args:
         reactor: the reactor.
+        host: the name or address.
+        port: the port the addresses get.
+        on_done: gets the addresses, or the exception the resolver raised.
+
+    Returns:
+        What cancels it (``on_done`` is then not called).
     """
+    operation = _Operation()
 
-    def __init__(self, reactor: Any) -> None:
-        self.reactor = reactor
+    def lookup() -> list[AddressInfo]:
+        flags = socket.AI_NUMERICHOST if _is_ip_literal(host) else 0
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
+        return [
+            AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
+            for family, socktype, proto, _, sockaddr in infos
+        ]
 
-    def random(self) -> float:
-        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
-        return random.random()
+    def finish(result: Any) -> None:
+        if operation.cancelled:
+            return
+        if isinstance(result, Failure):
+            assert isinstance(result.value, BaseException)
+            result = result.value
+        on_done(result)
 
-    def now(self) -> float:
-        """Return the reactor's clock, in seconds."""
-        return float(self.reactor.seconds())
+    if _is_ip_literal(host):
+        # Answered locally: no thread pool to start (or to stop with the reactor).
+        def answer() -> None:
+            try:
+                result: Any = lookup()
+            except OSError as exc:
+                result = exc
+            finish(result)
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
-        """Run ``callback`` on the reactor after ``delay`` seconds."""
-        return _Timer(self.reactor.callLater(max(delay, 0.0), callback))
+        reactor.callLater(0, answer)
+    else:
+        deferred = threads.deferToThreadPool(reactor, reactor.getThreadPool(), lookup)
+        deferred.addBoth(finish)
+    return operation
 
-    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the reactor soon; callable from any thread."""
-        self.reactor.callFromThread(callback)
 
-    def getaddrinfo(
-        self,
-        host: str,
-        port: int,
-        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
-    ) -> Cancellable:
-        """Resolve ``host`` in the reactor's thread pool (numeric addresses at once)."""
-        operation = _Operation()
+def connect(
+    reactor: Any,
+    settings: StreamSettings,
+    listener: StreamListener,
+    on_done: Callable[[Transport | BaseException], None],
+    wrap: Wrap,
+) -> Cancellable:
+    """Connect TCP with ``reactor.connectTCP``, then TLS over it when ``settings`` ask.
 
-        def resolve() -> list[AddressInfo]:
-            flags = socket.AI_NUMERICHOST if _is_ip_literal(host) else 0
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
-            return [
-                AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
-                for family, socktype, proto, _, sockaddr in infos
-            ]
+    Args:
+        reactor: the reactor.
+        settings: where to, and how (amqp_core's choice).
+        listener: what the stream reports to once handed over.
+        on_done: gets the Transport (``wrap`` of the Twisted transport, or of its TLS view)
+            once the stream is ready, or the ``OSError`` / ``ssl.SSLError`` that stopped it.
+        wrap: makes the adapter's Transport of a Twisted transport.
 
-        def finish(result: Any) -> None:
-            if operation.cancelled:
-                return
-            if isinstance(result, Failure):
-                assert isinstance(result.value, BaseException)
-                result = result.value
-            on_done(result)
+    Returns:
+        What cancels it before the stream is handed over.
+    """
+    operation = _Operation()
+    factory = _StreamFactory(settings, listener, on_done, operation, wrap)
+    sockaddr = settings.address.sockaddr
+    connector = reactor.connectTCP(
+        sockaddr[0], sockaddr[1], factory, timeout=settings.connect_timeout
+    )
 
-        if _is_ip_literal(host):
-            # Answered locally: no thread pool to start (or to stop with the reactor).
-            def answer() -> None:
-                try:
-                    result: Any = resolve()
-                except OSError as exc:
-                    result = exc
-                finish(result)
+    def stop() -> None:
+        # Connected meanwhile: the protocol took over cancelling (see _StreamProtocol).
+        with contextlib.suppress(twisted_error.NotConnectingError):
+            connector.stopConnecting()
 
-            self.reactor.callLater(0, answer)
-        else:
-            deferred = threads.deferToThreadPool(
-                self.reactor, self.reactor.getThreadPool(), resolve
-            )
-            deferred.addBoth(finish)
-        return operation
-
-    def connect_stream(
-        self,
-        settings: StreamSettings,
-        listener: StreamListener,
-        on_done: Callable[[Transport | BaseException], None],
-    ) -> Cancellable:
-        """Connect TCP with ``reactor.connectTCP``, then TLS over it when asked."""
-        operation = _Operation()
-        factory = _StreamFactory(settings, listener, on_done, operation)
-        sockaddr = settings.address.sockaddr
-        connector = self.reactor.connectTCP(
-            sockaddr[0], sockaddr[1], factory, timeout=settings.connect_timeout
-        )
-
-        def stop() -> None:
-            # Connected meanwhile: the protocol took over cancelling (see _StreamProtocol).
-            with contextlib.suppress(twisted_error.NotConnectingError):
-                connector.stopConnecting()
-
-        operation.on_cancel = stop
-        return operation
+    operation.on_cancel = stop
+    return operation

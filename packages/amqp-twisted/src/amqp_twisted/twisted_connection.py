@@ -4,29 +4,34 @@ The module path mirrors pika's ``pika.adapters.twisted_connection``. Twisted con
 stream (``ClientCreator``, endpoints, ``connectTCP``/``connectSSL``); the protocol hands it to
 amqp_core's connection (``external_stream=True``), which runs the AMQP handshake and everything
 after it. This module turns amqp_core's callbacks into Deferreds and makes no AMQP decision:
-confirms are matched by amqp_core's :class:`~amqp_core.confirms.ConfirmTracker`.
+confirms are matched by amqp_core's :class:`~amqp_core.confirms.ConfirmTracker`. With a
+recovery policy, the reconnections are amqp_core's too; the reactor opens them
+(:mod:`amqp_twisted._reactor`).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from twisted.internet import defer
+from twisted.internet import defer, interfaces
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import classImplements  # type: ignore[import-untyped]
 
+from amqp_core._types import Buffer
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome
-from amqp_core.connection import Connection
+from amqp_core.connection import WRITE_HIGH_WATER, Connection
 from amqp_core.data import FieldValue
 from amqp_core.exceptions import ConsumerCancelled, RecoveryInterrupted
 from amqp_core.exchange_type import ExchangeType
 from amqp_core.parameters import Parameters
 from amqp_core.recovery import ConnectionLost, RecoveryEvent
-from amqp_core.transport import StreamListener
-from amqp_twisted._reactor import ReactorServices, TwistedTransport
+from amqp_core.transport import AddressInfo, Cancellable, StreamListener, StreamSettings, Transport
+from amqp_twisted import _reactor
 
 __all__ = (
     "ClosableDeferredQueue",
@@ -76,6 +81,106 @@ class ClosableDeferredQueue(defer.DeferredQueue[_T]):
         while self.waiting:
             self.waiting.pop().errback(reason)
         self.pending.clear()
+
+
+class _Timer:
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        if self._call.active():
+            self._call.cancel()
+
+
+class _ReactorServices:
+    """amqp_core's I/O services on a reactor; Twisted itself connects the first stream."""
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def random(self) -> float:
+        """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        return random.random()
+
+    def now(self) -> float:
+        return float(self.reactor.seconds())
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        return _Timer(self.reactor.callLater(max(delay, 0.0), callback))
+
+    def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
+        self.reactor.callFromThread(callback)
+
+    def getaddrinfo(
+        self,
+        host: str,
+        port: int,
+        on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
+    ) -> Cancellable:
+        # Only for the reconnections of a recovery: Twisted connected the first stream.
+        return _reactor.resolve(self.reactor, host, port, on_done)
+
+    def connect_stream(
+        self,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+    ) -> Cancellable:
+        # Only for the reconnections of a recovery: Twisted connected the first stream.
+        return _reactor.connect(self.reactor, settings, listener, on_done, _TwistedTransport)
+
+
+class _TwistedTransport:
+    """amqp_core's Transport over a Twisted transport.
+
+    Twisted does not tell how much it buffers, only when to pause (as a push producer): while
+    paused, the transport reports a full buffer, so amqp_core holds its output back.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._paused = False
+        self.listener: StreamListener | None = None
+        transport.registerProducer(self, True)
+        self._registered = True
+
+    def write(self, data: Buffer) -> None:
+        self._transport.write(data if type(data) is bytes else bytes(data))
+
+    def write_buffer_size(self) -> int:
+        return WRITE_HIGH_WATER if self._paused else 0
+
+    def close(self) -> None:
+        # A transport with a registered producer (TLS's in particular) waits for it to go
+        # away before it closes.
+        self._unregister()
+        self._transport.loseConnection()
+
+    def abort(self) -> None:
+        self._unregister()
+        self._transport.abortConnection()
+
+    def _unregister(self) -> None:
+        if self._registered:
+            self._registered = False
+            self._transport.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self.listener is not None:
+            self.listener.write_drained()
+
+    def stopProducing(self) -> None:
+        self._paused = False
+
+
+# Twisted pauses and resumes a registered producer; say what the transport wrapper is.
+classImplements(_TwistedTransport, interfaces.IPushProducer)
 
 
 class _ProtocolConnection(Connection):
@@ -519,7 +624,7 @@ class TwistedProtocolConnection(Protocol):
         self.ready.addCallback(lambda _: self.connectionReady())
         self.closed: defer.Deferred[Any] | None = None
         self._listener: StreamListener | None = None
-        self._transport: TwistedTransport | None = None
+        self._transport: _TwistedTransport | None = None
         self._channels: dict[int, TwistedChannel] = {}
         self._recovery_listeners: list[Callable[[TwistedProtocolConnection, Any], None]] = []
         self._impl = _ProtocolConnection(
@@ -527,7 +632,7 @@ class TwistedProtocolConnection(Protocol):
             on_open_callback=self._on_open,
             on_open_error_callback=self._on_open_error,
             on_close_callback=self._on_close,
-            io_services=ReactorServices(custom_reactor),
+            io_services=_ReactorServices(custom_reactor),
             external_stream=True,
         )
         self._impl.add_recovery_listener(self._on_recovery_event)
@@ -536,7 +641,7 @@ class TwistedProtocolConnection(Protocol):
 
     def connectionMade(self) -> None:
         """Hand the connected stream to amqp_core, which starts the AMQP handshake."""
-        transport = TwistedTransport(self.transport)
+        transport = _TwistedTransport(self.transport)
         self._transport = transport
         transport.listener = self._listener = self._impl.attach_stream(transport)
 
