@@ -221,7 +221,14 @@ class ConfirmTracker:
                 outcome.nack = method
             settled.append(self._settle(outcome))
         if method.multiple or tag == self._low:
-            self._low = min(self._pending, default=self._next)
+            # The lowest unsettled number only grows: step past the settled ones instead of
+            # searching the whole window (a min() over it made every ack cost O(window)).
+            pending = self._pending
+            low = self._low
+            end = self._next
+            while low < end and low not in pending:
+                low += 1
+            self._low = low
         return settled
 
     def fail_all(self, reason: BaseException) -> list[PublishOutcome]:
