@@ -70,10 +70,19 @@ DEFAULT_CONFIRM_WINDOW: Final = 10_000
 # and properties), for deciding when deferred output is big enough to send at once.
 _ACK_SIZE: Final = 21
 _PUBLISH_OVERHEAD: Final = 60
+# publish_batch publishes up to this many messages, or about this many bytes, per hold of the
+# lock: the checks (closed, recovering, backpressure, window) are made once per chunk.
+_BATCH_COUNT: Final = 512
+_BATCH_BYTES: Final = 64 * 1024
 # How long close() waits for the I/O thread to end.
 _JOIN_TIMEOUT: Final = 10.0
 
 Message = tuple[Any, BasicProperties, bytes]
+
+
+def _at_most(tracker: ConfirmTracker, limit: int) -> bool:
+    """Whether at most ``limit`` publishes of ``tracker`` wait for their confirm."""
+    return tracker.unsettled <= limit
 
 
 def _noop() -> None:
@@ -1194,16 +1203,46 @@ class BlockingChannel:
             One :class:`PublishOutcome` per message, in order: ``ok``, or ``error`` (a
             ``NackError`` / ``UnroutableError``) per message.
         """
-        self._enable_confirms()
-        publish = self._publish
-        outcomes = []
-        for message in messages:
-            properties = message[3] if len(message) > 3 else None
-            # The output leaves in few large sends (see run_ready_soon), the rest when the
-            # window is full or the batch ends (wait_for_confirms).
-            outcome = publish(message[0], message[1], message[2], properties, mandatory, True)
-            assert outcome is not None
-            outcomes.append(outcome)
+        tracker = self._enable_confirms()
+        connection = self._connection
+        io = connection._io
+        publish = self._impl.basic_publish
+        track = tracker.published
+        outcomes: list[PublishOutcome] = []
+        iterator = iter(messages)
+        while True:
+            window = max(1, self.confirm_window)
+            # Taken outside the lock: a slow generator must not hold up the I/O thread.
+            chunk = list(itertools.islice(iterator, min(_BATCH_COUNT, window)))
+            if not chunk:
+                break
+            with connection._lock:
+                connection._raise_if_closed()
+                connection._wait_writable(self)
+                limit = window - len(chunk)
+                if tracker.unsettled > limit:
+                    # The window is full: wait until half of it is free, so that one wakeup
+                    # is followed by a long run of publishes, not by a few per ack.
+                    limit = min(limit, window // 2)
+                    io.run_ready()
+                    connection._wait(functools.partial(_at_most, tracker, limit), self)
+                connection._wait_recovered(self)
+                size = 0
+                for message in chunk:
+                    exchange, routing_key, body = message[0], message[1], message[2]
+                    properties = message[3] if len(message) > 3 else None
+                    if isinstance(body, str):
+                        body = body.encode("utf-8")
+                    publish(exchange, routing_key, body, properties, mandatory)
+                    outcomes.append(track(exchange, routing_key, body, properties, mandatory))
+                    size += len(body) + len(exchange) + len(routing_key) + _PUBLISH_OVERHEAD
+                    if size >= _BATCH_BYTES:
+                        # Bounded memory with big bodies: send, and wait if the socket lags.
+                        io.run_ready()
+                        connection._wait_writable(self)
+                        connection._wait_recovered(self)
+                        size = 0
+                io.run_ready_soon(size)
         self.wait_for_confirms()
         return outcomes
 
