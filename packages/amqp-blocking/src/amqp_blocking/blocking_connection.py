@@ -92,7 +92,7 @@ def _noop() -> None:
 class _Consumer:
     """One consumer of a BlockingChannel and the deliveries not yet handed to the user."""
 
-    __slots__ = ("auto_ack", "callback", "ended", "params", "pending", "tag")
+    __slots__ = ("auto_ack", "callback", "deliver", "ended", "params", "pending", "tag")
 
     def __init__(
         self,
@@ -107,6 +107,9 @@ class _Consumer:
         self.params = params
         self.pending: deque[Message] = deque()
         self.ended = False
+        # The channel event that hands one pending delivery to ``callback``: made once, queued
+        # once per delivery.
+        self.deliver: Callable[[], None] | None = None
 
 
 class _UserTimer:
@@ -364,24 +367,22 @@ class BlockingConnection:
             for channel in self._channels.values():
                 if channel._owner in (None, me) and channel._broker_close_unraised:
                     channel._raise_if_closed()
-            budget = len(self._pending) + sum(
-                len(channel._events)
-                for channel in self._channels.values()
-                if channel._owner in (None, me)
-            )
+            # Everything due now is taken under one hold of the lock, not one per callback;
+            # what arrives meanwhile waits for the next call.
+            taken = [(source, iter(list(source))) for source in self._sources(me)]
+            for source, _callbacks in taken:
+                source.clear()
         self._local.dispatching = True
         try:
-            while budget > 0:
-                budget -= 1
-                with self._lock:
-                    callback = None
-                    for source in self._sources(me):
-                        if source:
-                            callback = source.popleft()
-                            break
-                if callback is None:
-                    return
-                callback()
+            for _source, callbacks in taken:
+                for callback in callbacks:
+                    callback()
+        except BaseException:
+            # A callback raised: the ones not run yet go back to the front of their queues.
+            with self._lock:
+                for source, callbacks in taken:
+                    source.extendleft(reversed(list(callbacks)))
+            raise
         finally:
             self._local.dispatching = False
 
@@ -680,14 +681,17 @@ class BlockingChannel:
         self, consumer: _Consumer, _impl: Channel, method: Any, properties: Any, body: bytes
     ) -> None:
         consumer.pending.append((method, properties, body))
-        if consumer.callback is not None:
-            self._events.append(functools.partial(self._deliver_one, consumer))
+        deliver = consumer.deliver
+        if deliver is not None:
+            self._events.append(deliver)
 
     def _deliver_one(self, consumer: _Consumer) -> None:
-        with self._connection._lock:
-            if not consumer.pending:
-                return
+        # Without the lock: deque operations are atomic, and a cancel that emptied the deque
+        # meanwhile (under the lock) just leaves nothing to deliver.
+        try:
             method, properties, body = consumer.pending.popleft()
+        except IndexError:
+            return
         assert consumer.callback is not None
         consumer.callback(self, method, properties, body)
 
@@ -811,8 +815,10 @@ class BlockingChannel:
         if not callable(on_message_callback):
             raise ValueError(f"on_message_callback must be callable: {on_message_callback!r}")
         self._take_ownership()
+        consumer = _Consumer("", on_message_callback, auto_ack)
+        consumer.deliver = functools.partial(self._deliver_one, consumer)
         return self._start_consumer(
-            _Consumer("", on_message_callback, auto_ack),
+            consumer,
             queue,
             exclusive,
             consumer_tag,
