@@ -1,0 +1,93 @@
+"""publish_batch in chunks and callbacks dispatched in batches, against a real RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from amqp_blocking import BlockingChannel, BlockingConnection
+from amqp_core import BasicProperties
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_publish_batch_never_exceeds_the_window(channel: BlockingChannel, queue: str) -> None:
+    channel.confirm_window = 50
+    seen: list[int] = []
+
+    def messages() -> Iterator[tuple[str, str, bytes]]:
+        for index in range(3000):
+            tracker = channel._tracker
+            # Pulled (outside the lock) just before a chunk is published.
+            seen.append(tracker.unsettled if tracker is not None else 0)
+            yield ("", queue, b"%d" % index)
+
+    outcomes = channel.publish_batch(messages())
+    assert len(outcomes) == 3000
+    assert all(outcome.ok for outcome in outcomes)
+    assert [o.sequence for o in outcomes] == list(range(1, 3001))
+    assert max(seen) <= 50
+    # The window was really used, not one message at a time.
+    assert max(seen) > 0
+    assert channel.queue_declare(queue, passive=True).method.message_count == 3000
+
+
+def test_publish_batch_big_bodies_str_bodies_and_properties(
+    connection: BlockingConnection, channel: BlockingChannel, queue: str
+) -> None:
+    big = b"b" * 200_000
+    batch: list[tuple[Any, ...]] = [("", queue, big) for _ in range(30)]
+    batch.append(("", queue, "text, é", BasicProperties(content_type="text/plain")))
+    peak = 0
+
+    def watched() -> Iterator[tuple[Any, ...]]:
+        nonlocal peak
+        for message in batch:
+            peak = max(peak, connection._impl.outbound_buffer_size)
+            yield message
+
+    outcomes = channel.publish_batch(watched())
+    assert all(outcome.ok for outcome in outcomes)
+    # Chunks of big bodies are sent as they go, not buffered whole (6 MB here).
+    assert peak < 4 * 1024 * 1024
+    for _ in range(30):
+        _, _, body = channel.basic_get(queue, auto_ack=True)
+        assert body == big
+    method, properties, body = channel.basic_get(queue, auto_ack=True)
+    assert body == "text, é".encode()
+    assert properties.content_type == "text/plain"
+    assert method.message_count == 0
+
+
+def test_a_raising_callback_leaves_the_rest_queued(
+    connection: BlockingConnection, channel: BlockingChannel, queue: str
+) -> None:
+    for index in range(6):
+        channel.basic_publish("", queue, b"%d" % index)
+    channel.queue_declare(queue, passive=True)  # the publishes have arrived
+    channel.basic_qos(prefetch_count=10)
+    got: list[bytes] = []
+    timers: list[str] = []
+
+    def on_message(ch: BlockingChannel, method: Any, _properties: Any, body: bytes) -> None:
+        got.append(body)
+        ch.basic_ack(method.delivery_tag)
+        if body == b"1":
+            raise RuntimeError("user code failed")
+        if len(got) == 6:
+            ch.stop_consuming()
+
+    channel.basic_consume(queue, on_message)
+    # Let every delivery arrive first, so that one dispatch takes them all at once.
+    while channel.queue_declare(queue, passive=True).method.message_count:
+        connection.sleep(0)
+    connection.call_later(0, lambda: timers.append("ran"))
+    with pytest.raises(RuntimeError, match="user code failed"):
+        channel.start_consuming()
+    assert got == [b"0", b"1"]
+    # The deliveries taken with the failing one are not lost, and come in order.
+    channel.start_consuming()
+    assert got == [b"%d" % index for index in range(6)]
+    assert timers == ["ran"]
