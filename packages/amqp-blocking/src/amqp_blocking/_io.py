@@ -223,8 +223,9 @@ class ThreadIOServices:
         self._deferred = 0
         self._deferred_seen = 0
         self._deferred_bytes = 0
+        self._released = False
+        # Started by start(), once the first connect is under way.
         self._thread = threading.Thread(target=self._run, name="amqp-blocking-io", daemon=True)
-        self._thread.start()
 
     # IOServices ----------------------------------------------------------------------------
 
@@ -256,28 +257,30 @@ class ThreadIOServices:
         port: int,
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
     ) -> Cancellable:
-        timer = _Timer(0.0, lambda: None)
+        if threading.get_ident() != self._thread.ident:
+            # The user's thread (the constructor's first attempt), which holds the lock and
+            # runs the zero-delay timers next (run_ready): resolve right here, before the I/O
+            # thread even starts. The answer still comes through a timer, never from inside
+            # this call, as IOServices promises.
+            result = _resolve(host, port)
+            timer = self.call_later(0, lambda: on_done(result))
+            if self._thread.ident is not None:
+                self._wake()
+            return timer
+        # The I/O thread (a retry, a recovery): a slow resolver must hold up neither it nor,
+        # through the lock it holds while it works, the user's threads. Resolve aside.
+        pending = _Timer(0.0, lambda: None)
 
-        def resolve() -> None:
-            # Resolution blocks the I/O thread briefly, but only while connecting, when
-            # nothing else needs it.
-            if timer.cancelled:
-                return
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as error:
-                on_done(error)
-                return
-            on_done(
-                [
-                    AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
-                    for family, socktype, proto, _name, sockaddr in infos
-                ]
-            )
+        def deliver(result: Sequence[AddressInfo] | BaseException) -> None:
+            if not pending.cancelled:
+                on_done(result)
 
-        self._ready.append(resolve)
-        self._wake()
-        return timer
+        def resolve_aside() -> None:
+            result = _resolve(host, port)
+            self.add_callback_threadsafe(lambda: deliver(result))
+
+        threading.Thread(target=resolve_aside, name="amqp-blocking-resolve", daemon=True).start()
+        return pending
 
     def connect_stream(
         self,
@@ -287,7 +290,8 @@ class ThreadIOServices:
     ) -> Cancellable:
         op = _Connect(self, settings, listener, on_done)
         self._ready.append(op.start)
-        self._wake()
+        if threading.get_ident() != self._thread.ident and self._thread.ident is not None:
+            self._wake()
         return op
 
     # For the blocking connection -----------------------------------------------------------
@@ -296,6 +300,20 @@ class ThreadIOServices:
     def thread(self) -> threading.Thread:
         """The I/O thread."""
         return self._thread
+
+    def start(self) -> None:
+        """Start the I/O thread, once; the caller holds the lock.
+
+        The first connect's steps that are due (the resolver's answer, then the socket and
+        its TCP SYN) run here first, in the calling thread, while no other thread touches
+        the selector yet: the broker is being reached while the thread starts up.
+        """
+        if self._thread.ident is not None:
+            return
+        self.run_ready()
+        for _ in range(len(self._ready)):
+            self._ready.popleft()()
+        self._thread.start()
 
     def run_ready(self) -> None:
         """Run the due zero-delay timers now, in the calling thread (which holds the lock).
@@ -349,11 +367,18 @@ class ThreadIOServices:
     def stop(self) -> None:
         """Ask the I/O thread to end; it closes every socket it still has as it goes."""
         self._stopping = True
-        self._wake()
+        if threading.get_ident() != self._thread.ident:
+            # The I/O thread itself looks at _stopping before it waits again.
+            self._wake()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the I/O thread to end (not from the I/O thread itself)."""
-        if threading.get_ident() != self._thread.ident:
+        """Wait for the I/O thread to end (not from the I/O thread itself).
+
+        A thread that never started has nothing to wait for: its resources are freed here.
+        """
+        if self._thread.ident is None:
+            self._release()
+        elif threading.get_ident() != self._thread.ident:
             self._thread.join(timeout)
 
     # Internals -----------------------------------------------------------------------------
@@ -396,17 +421,24 @@ class ThreadIOServices:
         try:
             self._loop()
         finally:
-            with self._lock:
-                for transport in list(self._transports):
-                    transport.closed = True
-                    with contextlib.suppress(OSError):
-                        transport.sock.close()
-                self._transports.clear()
-                self._ready.clear()
-                self._timers.clear()
-            self._selector.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Close every socket and the selector (the loop has ended, or never began)."""
+        if self._released:
+            return
+        self._released = True
+        with self._lock:
+            for transport in list(self._transports):
+                transport.closed = True
+                with contextlib.suppress(OSError):
+                    transport.sock.close()
+            self._transports.clear()
+            self._ready.clear()
+            self._timers.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _loop(self) -> None:
         selector = self._selector
@@ -471,6 +503,18 @@ class ThreadIOServices:
                     else:
                         self._lingering = False
                 self._on_iteration()
+
+
+def _resolve(host: str, port: int) -> list[AddressInfo] | OSError:
+    """``socket.getaddrinfo`` for a TCP stream: the addresses, or the error it raised."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return error
+    return [
+        AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
+        for family, socktype, proto, _name, sockaddr in infos
+    ]
 
 
 class _Connect:

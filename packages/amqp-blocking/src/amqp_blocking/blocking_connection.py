@@ -176,7 +176,9 @@ class BlockingConnection:
                 self._impl.add_on_connection_blocked_callback(self._on_blocked)
                 self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
                 self._impl.add_recovery_listener(self._on_recovery_event)
+                # The first attempt starts in this thread: resolution, then the TCP connect.
                 self._io.run_ready()
+                self._io.start()
                 self._cond.wait_for(lambda: self._opened or self._open_error is not None)
         except BaseException:
             self._io.stop()
