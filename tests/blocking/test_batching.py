@@ -91,3 +91,17 @@ def test_a_raising_callback_leaves_the_rest_queued(
     channel.start_consuming()
     assert got == [b"%d" % index for index in range(6)]
     assert timers == ["ran"]
+
+
+def test_publish_async_stays_within_the_window(channel: BlockingChannel, queue: str) -> None:
+    channel.confirm_window = 20
+    outcomes = []
+    most = 0
+    for index in range(500):
+        outcomes.append(channel.publish_async("", queue, b"%d" % index))
+        tracker = channel._tracker
+        assert tracker is not None
+        most = max(most, tracker.unsettled)
+    assert channel.wait_for_confirms(timeout=30)
+    assert all(outcome.ok for outcome in outcomes)
+    assert 1 < most <= 20

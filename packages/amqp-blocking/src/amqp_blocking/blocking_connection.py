@@ -1120,9 +1120,11 @@ class BlockingChannel:
             tracker = self._tracker
             if windowed:
                 assert tracker is not None
-                if tracker.unsettled >= self.confirm_window:
+                window = max(1, self.confirm_window)
+                if tracker.unsettled >= window:
+                    # Refill from half empty, as publish_batch does: not a wakeup per ack.
                     connection._io.run_ready()
-                    connection._wait(lambda: tracker.unsettled < self.confirm_window, self)
+                    connection._wait(functools.partial(_at_most, tracker, window // 2), self)
             self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
             outcome = None
             if tracker is not None:
@@ -1164,9 +1166,9 @@ class BlockingChannel:
     ) -> PublishOutcome:
         """Publish with confirms, without waiting for the confirm.
 
-        Turns confirms on for the channel if needed. Waits only while
-        :attr:`confirm_window` messages are unconfirmed. The returned outcome settles when
-        the broker acks or nacks the message (see :meth:`wait_for_confirms`).
+        Turns confirms on for the channel if needed. Once :attr:`confirm_window` messages
+        are unconfirmed, waits until half of them are confirmed. The returned outcome settles
+        when the broker acks or nacks the message (see :meth:`wait_for_confirms`).
         """
         self._enable_confirms()
         outcome = self._publish(exchange, routing_key, body, properties, mandatory, True)
@@ -1199,8 +1201,10 @@ class BlockingChannel:
     ) -> list[PublishOutcome]:
         """Publish many messages with confirms, then wait for all of them.
 
-        At most :attr:`confirm_window` messages are unconfirmed at a time, so this costs
-        about one round trip per window, not one per message.
+        At most :attr:`confirm_window` messages are unconfirmed at a time; once that many
+        are, it waits until half of them are confirmed, so this costs about one round trip
+        per half window, not one per message. The messages are taken from ``messages`` in
+        chunks of a few hundred, outside the connection's lock (a generator is fine).
 
         Args:
             messages: ``(exchange, routing_key, body)`` or
