@@ -5,8 +5,11 @@ callbacks, so that heartbeats go out and come in while the user's thread is busy
 
 Locking: every touch of amqp_core state (the core ``Connection``, its channels and engine) and
 of this module's timer heap and transports happens under the connection's one lock, in
-whichever thread holds it. The selector itself is only touched by the I/O thread; other
-threads ask it to watch for writability by waking it. A user thread that just queued output
+whichever thread holds it. The selector itself is only touched by the I/O thread (and, before
+that thread starts, by the constructor's thread, which begins the first connect itself: see
+:meth:`ThreadIOServices.start`); other threads ask it to watch for writability by waking it.
+Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
+short-lived helper thread rather than block while it holds the lock. A user thread that just queued output
 (a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
 the caller runs the zero-delay callbacks itself, so that the bytes leave without a thread
 switch; during a burst the I/O thread runs them within :data:`_LINGER` seconds, so that the
