@@ -9,8 +9,9 @@ whichever thread holds it. The selector itself is only touched by the I/O thread
 that thread starts, by the constructor's thread, which begins the first connect itself: see
 :meth:`ThreadIOServices.start`); other threads ask it to watch for writability by waking it.
 Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
-short-lived helper thread rather than block while it holds the lock. A user thread that just queued output
-(a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
+short-lived helper thread rather than block while it holds the lock.
+
+A user thread that just queued output (a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
 the caller runs the zero-delay callbacks itself, so that the bytes leave without a thread
 switch; during a burst the I/O thread runs them within :data:`_LINGER` seconds, so that the
 output of many calls leaves in one send, unless about :data:`_SEND_NOW` bytes wait already.
