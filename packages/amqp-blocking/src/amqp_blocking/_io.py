@@ -11,10 +11,11 @@ that thread starts, by the constructor's thread, which begins the first connect 
 Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
 short-lived helper thread rather than block while it holds the lock.
 
-A user thread that just queued output (a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
-the caller runs the zero-delay callbacks itself, so that the bytes leave without a thread
-switch; during a burst the I/O thread runs them within :data:`_LINGER` seconds, so that the
-output of many calls leaves in one send, unless about :data:`_SEND_NOW` bytes wait already.
+A user thread that just queued output (a publish, an ack) hands it to
+:meth:`ThreadIOServices.run_ready_soon`: after a quiet spell the caller runs the zero-delay
+callbacks itself, so that the bytes leave without a thread switch; during a burst the I/O
+thread runs them within :data:`_LINGER` seconds, so that the output of many calls leaves in
+one send, unless about :data:`_SEND_NOW` bytes wait already.
 
 Nothing here knows AMQP: bytes in, bytes out, and time.
 """
