@@ -269,8 +269,7 @@ class ThreadIOServices:
             # this call, as IOServices promises.
             result = _resolve(host, port)
             timer = self.call_later(0, lambda: on_done(result))
-            if self._thread.ident is not None:
-                self._wake()
+            self._wake()
             return timer
         # The I/O thread (a retry, a recovery): a slow resolver must hold up neither it nor,
         # through the lock it holds while it works, the user's threads. Resolve aside.
@@ -295,7 +294,7 @@ class ThreadIOServices:
     ) -> Cancellable:
         op = _Connect(self, settings, listener, on_done)
         self._ready.append(op.start)
-        if threading.get_ident() != self._thread.ident and self._thread.ident is not None:
+        if threading.get_ident() != self._thread.ident:
             self._wake()
         return op
 
@@ -389,7 +388,8 @@ class ThreadIOServices:
     # Internals -----------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        if not self._wake_pending:
+        # A thread not started yet looks at everything when it starts: nothing to wake.
+        if not self._wake_pending and self._thread.ident is not None:
             self._wake_pending = True
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"\0")
