@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from amqp_blocking import BlockingChannel, BlockingConnection
+from amqp_blocking import BlockingChannel, BlockingConnection, _io
 from amqp_core import BasicProperties
 
 pytestmark = pytest.mark.timeout(90)
@@ -105,3 +105,20 @@ def test_publish_async_stays_within_the_window(channel: BlockingChannel, queue: 
     assert channel.wait_for_confirms(timeout=30)
     assert all(outcome.ok for outcome in outcomes)
     assert 1 < most <= 20
+
+
+def test_publish_batch_output_leaves_in_few_sends(
+    channel: BlockingChannel, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sends = [0]
+    send = _io._SocketTransport._send
+
+    def counting(self: _io._SocketTransport) -> None:
+        sends[0] += 1
+        send(self)
+
+    monkeypatch.setattr(_io._SocketTransport, "_send", counting)
+    outcomes = channel.publish_batch([("", queue, b"x" * 64)] * 5000)
+    assert all(outcome.ok for outcome in outcomes)
+    # About 700 KB: a send per chunk or so, not one per frame the core wrote.
+    assert sends[0] < 200, sends[0]

@@ -106,6 +106,9 @@ class _SocketTransport:
             return
         self.out.append(data)
         self.out_size += len(data)
+        if self.io._collecting:
+            # Sent with the rest of this run of callbacks, in few large sends.
+            return
         if len(self.out) == 1:
             # Nothing queued before: try to send at once, from whichever thread wrote.
             self._send()
@@ -229,6 +232,9 @@ class ThreadIOServices:
         self._deferred_seen = 0
         self._deferred_bytes = 0
         self._released = False
+        # While callbacks run in a batch (run_ready, the loop's timers), writes only queue;
+        # the batch's output is sent at its end (the core writes a big flush piece by piece).
+        self._collecting = False
         # Started by start(), once the first connect is under way.
         self._thread = threading.Thread(target=self._run, name="amqp-blocking-io", daemon=True)
 
@@ -330,10 +336,17 @@ class ThreadIOServices:
         if not timers:
             return
         now = time.monotonic()
-        while timers and timers[0][0] <= now:
-            _at, _n, timer = heapq.heappop(timers)
-            if not timer.cancelled:
-                timer.callback()
+        outer = self._collecting
+        self._collecting = True
+        try:
+            while timers and timers[0][0] <= now:
+                _at, _n, timer = heapq.heappop(timers)
+                if not timer.cancelled:
+                    timer.callback()
+        finally:
+            self._collecting = outer
+            if not outer:
+                self._send_collected()
 
     def run_ready_soon(self, size: int) -> None:
         """Run the zero-delay timers now or soon; for a user thread that queued output.
@@ -393,6 +406,14 @@ class ThreadIOServices:
             self._wake_pending = True
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"\0")
+
+    def _send_collected(self) -> None:
+        """Send what writes queued while collecting; leave the rest to the selector."""
+        for transport in tuple(self._transports):
+            if transport.out and not transport.closed:
+                transport._send()
+                if transport.out_size and not transport.closed:
+                    self._want_write(transport)
 
     def _want_write(self, transport: _SocketTransport) -> None:
         if not transport.watching_write:
@@ -494,12 +515,17 @@ class ThreadIOServices:
                         target.on_event()
                 now = time.monotonic()
                 self._deferred_bytes = 0
-                while timers and timers[0][0] <= now:
-                    _at, _n, timer = heapq.heappop(timers)
-                    if not timer.cancelled:
-                        timer.callback()
-                for _ in range(len(self._ready)):
-                    self._ready.popleft()()
+                self._collecting = True
+                try:
+                    while timers and timers[0][0] <= now:
+                        _at, _n, timer = heapq.heappop(timers)
+                        if not timer.cancelled:
+                            timer.callback()
+                    for _ in range(len(self._ready)):
+                        self._ready.popleft()()
+                finally:
+                    self._collecting = False
+                    self._send_collected()
                 if self._lingering and now >= self._linger_until:
                     # Deferred output was sent just now; linger on only while more comes.
                     if self._deferred != self._deferred_seen:
