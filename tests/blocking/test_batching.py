@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,10 @@ import pytest
 
 from amqp_blocking import BlockingChannel, BlockingConnection, _io
 from amqp_core import BasicProperties
+from amqp_core.exceptions import AMQPHeartbeatTimeout, ChannelClosedByBroker
+from amqp_core.parameters import URLParameters
+from tests.blocking.conftest import proxied_url
+from tests.blocking.proxy import TCPProxy
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -122,3 +127,31 @@ def test_publish_batch_output_leaves_in_few_sends(
     assert all(outcome.ok for outcome in outcomes)
     # About 700 KB: a send per chunk or so, not one per frame the core wrote.
     assert sends[0] < 200, sends[0]
+
+
+def test_a_channel_closed_during_a_batch_raises_its_reason(channel: BlockingChannel) -> None:
+    channel.confirm_window = 100
+    with pytest.raises(ChannelClosedByBroker) as info:
+        channel.publish_batch([("blocking-no-such-exchange", "", b"x")] * 5000)
+    assert info.value.reply_code == 404
+    assert channel.is_closed
+
+
+def test_wait_for_confirms_times_out_then_ends_with_the_connection(
+    amqp_url: str, proxy: TCPProxy
+) -> None:
+    connection = BlockingConnection(URLParameters(proxied_url(amqp_url, proxy, "heartbeat=1")))
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    assert channel.publish_batch([("", queue, b"confirms on")])[0].ok
+    proxy.freeze()
+    outcomes = [channel.publish_async("", queue, b"never confirmed") for _ in range(10)]
+    started = time.monotonic()
+    assert not channel.wait_for_confirms(timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+    # The broker goes silent: the heartbeat timeout ends the connection, and the waiter with it.
+    assert channel.wait_for_confirms(timeout=20)
+    assert time.monotonic() - started < 5
+    assert all(isinstance(outcome.error, AMQPHeartbeatTimeout) for outcome in outcomes)
+    with pytest.raises(AMQPHeartbeatTimeout):
+        channel.publish_async("", queue, b"after")

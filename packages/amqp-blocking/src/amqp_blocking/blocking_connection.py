@@ -74,15 +74,13 @@ _PUBLISH_OVERHEAD: Final = 60
 # lock: the checks (closed, recovering, backpressure, window) are made once per chunk.
 _BATCH_COUNT: Final = 512
 _BATCH_BYTES: Final = 64 * 1024
+# A thread waiting for confirms is woken by the confirm that gets it there (and by the channel
+# or connection ending); it looks again at least this often all the same.
+_CONFIRM_POLL: Final = 0.05
 # How long close() waits for the I/O thread to end.
 _JOIN_TIMEOUT: Final = 10.0
 
 Message = tuple[Any, BasicProperties, bytes]
-
-
-def _at_most(tracker: ConfirmTracker, limit: int) -> bool:
-    """Whether at most ``limit`` publishes of ``tracker`` wait for their confirm."""
-    return tracker.unsettled <= limit
 
 
 def _noop() -> None:
@@ -604,6 +602,10 @@ class BlockingChannel:
         self._broker_close_unraised = False
         self._tracker: ConfirmTracker | None = None
         self._confirm_mode = False
+        # Threads waiting for confirms (_wait_confirms), each for at most this many
+        # unconfirmed; woken through their own condition, not by every pass of the I/O thread.
+        self._confirm_waiters: list[int] = []
+        self._confirm_cond = threading.Condition(connection._lock)
         self._return_callbacks: list[Callable[..., None]] = []
         self._cancel_callbacks: list[Callable[..., None]] = []
         #: The most unconfirmed messages :meth:`publish_batch` / :meth:`publish_async` allow.
@@ -638,6 +640,7 @@ class BlockingChannel:
             self._broker_close_unraised = True
         if self._tracker is not None:
             self._tracker.fail_all(reason)
+        self._confirm_cond.notify_all()
         for consumer in self._consumers.values():
             consumer.ended = True
         # The channel stays in the connection's table until its queued callbacks ran and
@@ -655,6 +658,7 @@ class BlockingChannel:
                     f"({reason!r}); it may or may not have been received"
                 )
             )
+        self._confirm_cond.notify_all()
         for consumer in self._consumers.values():
             if not consumer.auto_ack:
                 # The broker requeues them; their tags would be stale. They come again.
@@ -676,8 +680,42 @@ class BlockingChannel:
         self._events.append(_noop)
 
     def _on_confirm(self, method_frame: Any) -> None:
-        assert self._tracker is not None
-        self._tracker.on_confirm(method_frame)
+        tracker = self._tracker
+        assert tracker is not None
+        tracker.on_confirm(method_frame)
+        waiters = self._confirm_waiters
+        if waiters and tracker.unsettled <= max(waiters):
+            self._confirm_cond.notify_all()
+
+    def _wait_confirms(self, limit: int, deadline: float | None = None) -> bool:
+        """Wait (lock held) until at most ``limit`` publishes are unconfirmed.
+
+        Raises what :meth:`BlockingConnection._wait` raises.
+
+        Returns:
+            Whether it came to that (False: ``deadline`` passed first).
+        """
+        tracker = self._tracker
+        assert tracker is not None
+        connection = self._connection
+        if tracker.unsettled <= limit:
+            return True
+        connection._io.run_ready()
+        self._confirm_waiters.append(limit)
+        try:
+            while tracker.unsettled > limit:
+                self._raise_if_closed()
+                connection._raise_if_closed()
+                wait = _CONFIRM_POLL
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    wait = min(wait, remaining)
+                self._confirm_cond.wait(wait)
+        finally:
+            self._confirm_waiters.remove(limit)
+        return True
 
     def _on_delivery(
         self, consumer: _Consumer, _impl: Channel, method: Any, properties: Any, body: bytes
@@ -1115,7 +1153,6 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
-            connection._wait_recovered(self)
             connection._wait_writable(self)
             tracker = self._tracker
             if windowed:
@@ -1123,8 +1160,11 @@ class BlockingChannel:
                 window = max(1, self.confirm_window)
                 if tracker.unsettled >= window:
                     # Refill from half empty, as publish_batch does: not a wakeup per ack.
-                    connection._io.run_ready()
-                    connection._wait(functools.partial(_at_most, tracker, window // 2), self)
+                    self._wait_confirms(window // 2)
+            connection._wait_recovered(self)
+            if self._closed_reason is not None:
+                # Closed by the broker (e.g. a 404 for an earlier publish): say so.
+                self._raise_if_closed()
             self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
             outcome = None
             if tracker is not None:
@@ -1192,7 +1232,7 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._io.run_ready()
-            return connection._wait(lambda: tracker.unsettled == 0, self, deadline)
+            return self._wait_confirms(0, deadline)
 
     def publish_batch(
         self,
@@ -1235,10 +1275,11 @@ class BlockingChannel:
                 if tracker.unsettled > limit:
                     # The window is full: wait until half of it is free, so that one wakeup
                     # is followed by a long run of publishes, not by a few per ack.
-                    limit = min(limit, window // 2)
-                    io.run_ready()
-                    connection._wait(functools.partial(_at_most, tracker, limit), self)
+                    self._wait_confirms(min(limit, window // 2))
                 connection._wait_recovered(self)
+                if self._closed_reason is not None:
+                    # Closed by the broker (e.g. a 404 for an earlier publish): say so.
+                    self._raise_if_closed()
                 size = 0
                 for message in chunk:
                     exchange, routing_key, body = message[0], message[1], message[2]
