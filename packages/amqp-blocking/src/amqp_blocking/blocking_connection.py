@@ -219,6 +219,8 @@ class BlockingConnection:
     def _on_closed(self, _impl: Connection, reason: BaseException) -> None:
         self._close_reason = reason
         self._io.stop()
+        for channel in self._channels.values():
+            channel._confirm_cond.notify_all()
         if not isinstance(reason, ConnectionClosedByClient):
             LOGGER.warning("connection closed: %r", reason)
 
