@@ -411,7 +411,10 @@ class ThreadIOServices:
         """Send what writes queued while collecting; leave the rest to the selector."""
         for transport in tuple(self._transports):
             if transport.out and not transport.closed:
-                transport._send()
+                # As if the socket had turned writable: a stream closed meanwhile ends once
+                # drained, and the listener hears that the buffer drained (the core may hold
+                # output back while it is full).
+                transport.on_writable()
                 if transport.out_size and not transport.closed:
                     self._want_write(transport)
 
