@@ -98,6 +98,8 @@ class _SocketTransport:
         self.closing = False
         self.closed = False
         self.watching_write = False
+        # write_buffer_size() reported output waiting (the listener may hold more back).
+        self.backlog_seen = False
 
     # Transport protocol -------------------------------------------------------------------
 
@@ -116,6 +118,8 @@ class _SocketTransport:
             self.io._want_write(self)
 
     def write_buffer_size(self) -> int:
+        if self.out_size:
+            self.backlog_seen = True
         return self.out_size
 
     def close(self) -> None:
@@ -176,6 +180,7 @@ class _SocketTransport:
                 self.io._finish(self, None)
                 return
             if had:
+                self.backlog_seen = False
                 self.listener.write_drained()
 
     def on_readable(self) -> None:
@@ -409,14 +414,22 @@ class ThreadIOServices:
 
     def _send_collected(self) -> None:
         """Send what writes queued while collecting; leave the rest to the selector."""
+        # Only open transports are in the set (_finish takes a closing one out).
         for transport in tuple(self._transports):
-            if transport.out and not transport.closed:
-                # As if the socket had turned writable: a stream closed meanwhile ends once
-                # drained, and the listener hears that the buffer drained (the core may hold
-                # output back while it is full).
-                transport.on_writable()
-                if transport.out_size and not transport.closed:
-                    self._want_write(transport)
+            if not transport.out:
+                continue
+            transport._send()
+            if transport.closed:
+                continue
+            if transport.out_size:
+                self._want_write(transport)
+            elif transport.closing:
+                # Closed during the batch: it ends once its output is out.
+                self._finish(transport, None)
+            elif transport.backlog_seen:
+                # The listener saw output waiting and may have held more back: it can go now.
+                transport.backlog_seen = False
+                transport.listener.write_drained()
 
     def _want_write(self, transport: _SocketTransport) -> None:
         if not transport.watching_write:
