@@ -5,12 +5,17 @@ callbacks, so that heartbeats go out and come in while the user's thread is busy
 
 Locking: every touch of amqp_core state (the core ``Connection``, its channels and engine) and
 of this module's timer heap and transports happens under the connection's one lock, in
-whichever thread holds it. The selector itself is only touched by the I/O thread; other
-threads ask it to watch for writability by waking it. A user thread that just queued output
-(a publish, an ack) hands it to :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell
-the caller runs the zero-delay callbacks itself, so that the bytes leave without a thread
-switch; during a burst the I/O thread runs them within :data:`_LINGER` seconds, so that the
-output of many calls leaves in one send, unless about :data:`_SEND_NOW` bytes wait already.
+whichever thread holds it. The selector itself is only touched by the I/O thread (and, before
+that thread starts, by the constructor's thread, which begins the first connect itself: see
+:meth:`ThreadIOServices.start`); other threads ask it to watch for writability by waking it.
+Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
+short-lived helper thread rather than block while it holds the lock.
+
+A user thread that just queued output (a publish, an ack) hands it to
+:meth:`ThreadIOServices.run_ready_soon`: after a quiet spell the caller runs the zero-delay
+callbacks itself, so that the bytes leave without a thread switch; during a burst the I/O
+thread runs them within :data:`_LINGER` seconds, so that the output of many calls leaves in
+one send, unless about :data:`_SEND_NOW` bytes wait already.
 
 Nothing here knows AMQP: bytes in, bytes out, and time.
 """
@@ -93,6 +98,8 @@ class _SocketTransport:
         self.closing = False
         self.closed = False
         self.watching_write = False
+        # write_buffer_size() reported output waiting (the listener may hold more back).
+        self.backlog_seen = False
 
     # Transport protocol -------------------------------------------------------------------
 
@@ -101,6 +108,9 @@ class _SocketTransport:
             return
         self.out.append(data)
         self.out_size += len(data)
+        if self.io._collecting:
+            # Sent with the rest of this run of callbacks, in few large sends.
+            return
         if len(self.out) == 1:
             # Nothing queued before: try to send at once, from whichever thread wrote.
             self._send()
@@ -108,6 +118,8 @@ class _SocketTransport:
             self.io._want_write(self)
 
     def write_buffer_size(self) -> int:
+        if self.out_size:
+            self.backlog_seen = True
         return self.out_size
 
     def close(self) -> None:
@@ -168,6 +180,7 @@ class _SocketTransport:
                 self.io._finish(self, None)
                 return
             if had:
+                self.backlog_seen = False
                 self.listener.write_drained()
 
     def on_readable(self) -> None:
@@ -223,8 +236,12 @@ class ThreadIOServices:
         self._deferred = 0
         self._deferred_seen = 0
         self._deferred_bytes = 0
+        self._released = False
+        # While callbacks run in a batch (run_ready, the loop's timers), writes only queue;
+        # the batch's output is sent at its end (the core writes a big flush piece by piece).
+        self._collecting = False
+        # Started by start(), once the first connect is under way.
         self._thread = threading.Thread(target=self._run, name="amqp-blocking-io", daemon=True)
-        self._thread.start()
 
     # IOServices ----------------------------------------------------------------------------
 
@@ -256,28 +273,29 @@ class ThreadIOServices:
         port: int,
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
     ) -> Cancellable:
-        timer = _Timer(0.0, lambda: None)
+        if threading.get_ident() != self._thread.ident:
+            # The user's thread (the constructor's first attempt), which holds the lock and
+            # runs the zero-delay timers next (run_ready): resolve right here, before the I/O
+            # thread even starts. The answer still comes through a timer, never from inside
+            # this call, as IOServices promises.
+            result = _resolve(host, port)
+            timer = self.call_later(0, lambda: on_done(result))
+            self._wake()
+            return timer
+        # The I/O thread (a retry, a recovery): a slow resolver must hold up neither it nor,
+        # through the lock it holds while it works, the user's threads. Resolve aside.
+        pending = _Timer(0.0, lambda: None)
 
-        def resolve() -> None:
-            # Resolution blocks the I/O thread briefly, but only while connecting, when
-            # nothing else needs it.
-            if timer.cancelled:
-                return
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as error:
-                on_done(error)
-                return
-            on_done(
-                [
-                    AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
-                    for family, socktype, proto, _name, sockaddr in infos
-                ]
-            )
+        def deliver(result: Sequence[AddressInfo] | BaseException) -> None:
+            if not pending.cancelled:
+                on_done(result)
 
-        self._ready.append(resolve)
-        self._wake()
-        return timer
+        def resolve_aside() -> None:
+            result = _resolve(host, port)
+            self.add_callback_threadsafe(lambda: deliver(result))
+
+        threading.Thread(target=resolve_aside, name="amqp-blocking-resolve", daemon=True).start()
+        return pending
 
     def connect_stream(
         self,
@@ -287,7 +305,8 @@ class ThreadIOServices:
     ) -> Cancellable:
         op = _Connect(self, settings, listener, on_done)
         self._ready.append(op.start)
-        self._wake()
+        if threading.get_ident() != self._thread.ident:
+            self._wake()
         return op
 
     # For the blocking connection -----------------------------------------------------------
@@ -296,6 +315,20 @@ class ThreadIOServices:
     def thread(self) -> threading.Thread:
         """The I/O thread."""
         return self._thread
+
+    def start(self) -> None:
+        """Start the I/O thread, once; the caller holds the lock.
+
+        The first connect's steps that are due (the resolver's answer, then the socket and
+        its TCP SYN) run here first, in the calling thread, while no other thread touches
+        the selector yet: the broker is being reached while the thread starts up.
+        """
+        if self._thread.ident is not None:
+            return
+        self.run_ready()
+        for _ in range(len(self._ready)):
+            self._ready.popleft()()
+        self._thread.start()
 
     def run_ready(self) -> None:
         """Run the due zero-delay timers now, in the calling thread (which holds the lock).
@@ -308,10 +341,17 @@ class ThreadIOServices:
         if not timers:
             return
         now = time.monotonic()
-        while timers and timers[0][0] <= now:
-            _at, _n, timer = heapq.heappop(timers)
-            if not timer.cancelled:
-                timer.callback()
+        outer = self._collecting
+        self._collecting = True
+        try:
+            while timers and timers[0][0] <= now:
+                _at, _n, timer = heapq.heappop(timers)
+                if not timer.cancelled:
+                    timer.callback()
+        finally:
+            self._collecting = outer
+            if not outer:
+                self._send_collected()
 
     def run_ready_soon(self, size: int) -> None:
         """Run the zero-delay timers now or soon; for a user thread that queued output.
@@ -349,20 +389,47 @@ class ThreadIOServices:
     def stop(self) -> None:
         """Ask the I/O thread to end; it closes every socket it still has as it goes."""
         self._stopping = True
-        self._wake()
+        if threading.get_ident() != self._thread.ident:
+            # The I/O thread itself looks at _stopping before it waits again.
+            self._wake()
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the I/O thread to end (not from the I/O thread itself)."""
-        if threading.get_ident() != self._thread.ident:
+        """Wait for the I/O thread to end (not from the I/O thread itself).
+
+        A thread that never started has nothing to wait for: its resources are freed here.
+        """
+        if self._thread.ident is None:
+            self._release()
+        elif threading.get_ident() != self._thread.ident:
             self._thread.join(timeout)
 
     # Internals -----------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        if not self._wake_pending:
+        # A thread not started yet looks at everything when it starts: nothing to wake.
+        if not self._wake_pending and self._thread.ident is not None:
             self._wake_pending = True
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"\0")
+
+    def _send_collected(self) -> None:
+        """Send what writes queued while collecting; leave the rest to the selector."""
+        # Only open transports are in the set (_finish takes a closing one out).
+        for transport in tuple(self._transports):
+            if not transport.out:
+                continue
+            transport._send()
+            if transport.closed:
+                continue
+            if transport.out_size:
+                self._want_write(transport)
+            elif transport.closing:
+                # Closed during the batch: it ends once its output is out.
+                self._finish(transport, None)
+            elif transport.backlog_seen:
+                # The listener saw output waiting and may have held more back: it can go now.
+                transport.backlog_seen = False
+                transport.listener.write_drained()
 
     def _want_write(self, transport: _SocketTransport) -> None:
         if not transport.watching_write:
@@ -396,17 +463,24 @@ class ThreadIOServices:
         try:
             self._loop()
         finally:
-            with self._lock:
-                for transport in list(self._transports):
-                    transport.closed = True
-                    with contextlib.suppress(OSError):
-                        transport.sock.close()
-                self._transports.clear()
-                self._ready.clear()
-                self._timers.clear()
-            self._selector.close()
-            self._wake_r.close()
-            self._wake_w.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Close every socket and the selector (the loop has ended, or never began)."""
+        if self._released:
+            return
+        self._released = True
+        with self._lock:
+            for transport in list(self._transports):
+                transport.closed = True
+                with contextlib.suppress(OSError):
+                    transport.sock.close()
+            self._transports.clear()
+            self._ready.clear()
+            self._timers.clear()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _loop(self) -> None:
         selector = self._selector
@@ -457,12 +531,17 @@ class ThreadIOServices:
                         target.on_event()
                 now = time.monotonic()
                 self._deferred_bytes = 0
-                while timers and timers[0][0] <= now:
-                    _at, _n, timer = heapq.heappop(timers)
-                    if not timer.cancelled:
-                        timer.callback()
-                for _ in range(len(self._ready)):
-                    self._ready.popleft()()
+                self._collecting = True
+                try:
+                    while timers and timers[0][0] <= now:
+                        _at, _n, timer = heapq.heappop(timers)
+                        if not timer.cancelled:
+                            timer.callback()
+                    for _ in range(len(self._ready)):
+                        self._ready.popleft()()
+                finally:
+                    self._collecting = False
+                    self._send_collected()
                 if self._lingering and now >= self._linger_until:
                     # Deferred output was sent just now; linger on only while more comes.
                     if self._deferred != self._deferred_seen:
@@ -471,6 +550,18 @@ class ThreadIOServices:
                     else:
                         self._lingering = False
                 self._on_iteration()
+
+
+def _resolve(host: str, port: int) -> list[AddressInfo] | OSError:
+    """``socket.getaddrinfo`` for a TCP stream: the addresses, or the error it raised."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        return error
+    return [
+        AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
+        for family, socktype, proto, _name, sockaddr in infos
+    ]
 
 
 class _Connect:

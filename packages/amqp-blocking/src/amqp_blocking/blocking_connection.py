@@ -70,6 +70,13 @@ DEFAULT_CONFIRM_WINDOW: Final = 10_000
 # and properties), for deciding when deferred output is big enough to send at once.
 _ACK_SIZE: Final = 21
 _PUBLISH_OVERHEAD: Final = 60
+# publish_batch publishes up to this many messages, or about this many bytes, per hold of the
+# lock: the checks (closed, recovering, backpressure, window) are made once per chunk.
+_BATCH_COUNT: Final = 512
+_BATCH_BYTES: Final = 64 * 1024
+# A thread waiting for confirms is woken by the confirm that gets it there (and by the channel
+# or connection ending); it looks again at least this often all the same.
+_CONFIRM_POLL: Final = 0.05
 # How long close() waits for the I/O thread to end.
 _JOIN_TIMEOUT: Final = 10.0
 
@@ -83,7 +90,7 @@ def _noop() -> None:
 class _Consumer:
     """One consumer of a BlockingChannel and the deliveries not yet handed to the user."""
 
-    __slots__ = ("auto_ack", "callback", "ended", "params", "pending", "tag")
+    __slots__ = ("auto_ack", "callback", "deliver", "ended", "params", "pending", "tag")
 
     def __init__(
         self,
@@ -98,6 +105,9 @@ class _Consumer:
         self.params = params
         self.pending: deque[Message] = deque()
         self.ended = False
+        # The channel event that hands one pending delivery to ``callback``: made once, queued
+        # once per delivery.
+        self.deliver: Callable[[], None] | None = None
 
 
 class _UserTimer:
@@ -164,7 +174,9 @@ class BlockingConnection:
                 self._impl.add_on_connection_blocked_callback(self._on_blocked)
                 self._impl.add_on_connection_unblocked_callback(self._on_unblocked)
                 self._impl.add_recovery_listener(self._on_recovery_event)
+                # The first attempt starts in this thread: resolution, then the TCP connect.
                 self._io.run_ready()
+                self._io.start()
                 self._cond.wait_for(lambda: self._opened or self._open_error is not None)
         except BaseException:
             self._io.stop()
@@ -207,6 +219,8 @@ class BlockingConnection:
     def _on_closed(self, _impl: Connection, reason: BaseException) -> None:
         self._close_reason = reason
         self._io.stop()
+        for channel in self._channels.values():
+            channel._confirm_cond.notify_all()
         if not isinstance(reason, ConnectionClosedByClient):
             LOGGER.warning("connection closed: %r", reason)
 
@@ -355,24 +369,22 @@ class BlockingConnection:
             for channel in self._channels.values():
                 if channel._owner in (None, me) and channel._broker_close_unraised:
                     channel._raise_if_closed()
-            budget = len(self._pending) + sum(
-                len(channel._events)
-                for channel in self._channels.values()
-                if channel._owner in (None, me)
-            )
+            # Everything due now is taken under one hold of the lock, not one per callback;
+            # what arrives meanwhile waits for the next call.
+            taken = [(source, iter(list(source))) for source in self._sources(me)]
+            for source, _callbacks in taken:
+                source.clear()
         self._local.dispatching = True
         try:
-            while budget > 0:
-                budget -= 1
-                with self._lock:
-                    callback = None
-                    for source in self._sources(me):
-                        if source:
-                            callback = source.popleft()
-                            break
-                if callback is None:
-                    return
-                callback()
+            for _source, callbacks in taken:
+                for callback in callbacks:
+                    callback()
+        except BaseException:
+            # A callback raised: the ones not run yet go back to the front of their queues.
+            with self._lock:
+                for source, callbacks in taken:
+                    source.extendleft(reversed(list(callbacks)))
+            raise
         finally:
             self._local.dispatching = False
 
@@ -592,6 +604,10 @@ class BlockingChannel:
         self._broker_close_unraised = False
         self._tracker: ConfirmTracker | None = None
         self._confirm_mode = False
+        # Threads waiting for confirms (_wait_confirms), each for at most this many
+        # unconfirmed; woken through their own condition, not by every pass of the I/O thread.
+        self._confirm_waiters: list[int] = []
+        self._confirm_cond = threading.Condition(connection._lock)
         self._return_callbacks: list[Callable[..., None]] = []
         self._cancel_callbacks: list[Callable[..., None]] = []
         #: The most unconfirmed messages :meth:`publish_batch` / :meth:`publish_async` allow.
@@ -626,6 +642,7 @@ class BlockingChannel:
             self._broker_close_unraised = True
         if self._tracker is not None:
             self._tracker.fail_all(reason)
+        self._confirm_cond.notify_all()
         for consumer in self._consumers.values():
             consumer.ended = True
         # The channel stays in the connection's table until its queued callbacks ran and
@@ -643,6 +660,7 @@ class BlockingChannel:
                     f"({reason!r}); it may or may not have been received"
                 )
             )
+        self._confirm_cond.notify_all()
         for consumer in self._consumers.values():
             if not consumer.auto_ack:
                 # The broker requeues them; their tags would be stale. They come again.
@@ -664,21 +682,58 @@ class BlockingChannel:
         self._events.append(_noop)
 
     def _on_confirm(self, method_frame: Any) -> None:
-        assert self._tracker is not None
-        self._tracker.on_confirm(method_frame)
+        tracker = self._tracker
+        assert tracker is not None
+        tracker.on_confirm(method_frame)
+        waiters = self._confirm_waiters
+        if waiters and tracker.unsettled <= max(waiters):
+            self._confirm_cond.notify_all()
+
+    def _wait_confirms(self, limit: int, deadline: float | None = None) -> bool:
+        """Wait (lock held) until at most ``limit`` publishes are unconfirmed.
+
+        Raises what :meth:`BlockingConnection._wait` raises.
+
+        Returns:
+            Whether it came to that (False: ``deadline`` passed first).
+        """
+        tracker = self._tracker
+        assert tracker is not None
+        connection = self._connection
+        if tracker.unsettled <= limit:
+            return True
+        connection._io.run_ready()
+        self._confirm_waiters.append(limit)
+        try:
+            while tracker.unsettled > limit:
+                self._raise_if_closed()
+                connection._raise_if_closed()
+                wait = _CONFIRM_POLL
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    wait = min(wait, remaining)
+                self._confirm_cond.wait(wait)
+        finally:
+            self._confirm_waiters.remove(limit)
+        return True
 
     def _on_delivery(
         self, consumer: _Consumer, _impl: Channel, method: Any, properties: Any, body: bytes
     ) -> None:
         consumer.pending.append((method, properties, body))
-        if consumer.callback is not None:
-            self._events.append(functools.partial(self._deliver_one, consumer))
+        deliver = consumer.deliver
+        if deliver is not None:
+            self._events.append(deliver)
 
     def _deliver_one(self, consumer: _Consumer) -> None:
-        with self._connection._lock:
-            if not consumer.pending:
-                return
+        # Without the lock: deque operations are atomic, and a cancel that emptied the deque
+        # meanwhile (under the lock) just leaves nothing to deliver.
+        try:
             method, properties, body = consumer.pending.popleft()
+        except IndexError:
+            return
         assert consumer.callback is not None
         consumer.callback(self, method, properties, body)
 
@@ -802,8 +857,10 @@ class BlockingChannel:
         if not callable(on_message_callback):
             raise ValueError(f"on_message_callback must be callable: {on_message_callback!r}")
         self._take_ownership()
+        consumer = _Consumer("", on_message_callback, auto_ack)
+        consumer.deliver = functools.partial(self._deliver_one, consumer)
         return self._start_consumer(
-            _Consumer("", on_message_callback, auto_ack),
+            consumer,
             queue,
             exclusive,
             consumer_tag,
@@ -1098,14 +1155,18 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._raise_if_closed()
-            connection._wait_recovered(self)
             connection._wait_writable(self)
             tracker = self._tracker
             if windowed:
                 assert tracker is not None
-                if tracker.unsettled >= self.confirm_window:
-                    connection._io.run_ready()
-                    connection._wait(lambda: tracker.unsettled < self.confirm_window, self)
+                window = max(1, self.confirm_window)
+                if tracker.unsettled >= window:
+                    # Refill from half empty, as publish_batch does: not a wakeup per ack.
+                    self._wait_confirms(window // 2)
+            connection._wait_recovered(self)
+            if self._closed_reason is not None:
+                # Closed by the broker (e.g. a 404 for an earlier publish): say so.
+                self._raise_if_closed()
             self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
             outcome = None
             if tracker is not None:
@@ -1147,9 +1208,9 @@ class BlockingChannel:
     ) -> PublishOutcome:
         """Publish with confirms, without waiting for the confirm.
 
-        Turns confirms on for the channel if needed. Waits only while
-        :attr:`confirm_window` messages are unconfirmed. The returned outcome settles when
-        the broker acks or nacks the message (see :meth:`wait_for_confirms`).
+        Turns confirms on for the channel if needed. Once :attr:`confirm_window` messages
+        are unconfirmed, waits until half of them are confirmed. The returned outcome settles
+        when the broker acks or nacks the message (see :meth:`wait_for_confirms`).
         """
         self._enable_confirms()
         outcome = self._publish(exchange, routing_key, body, properties, mandatory, True)
@@ -1173,7 +1234,7 @@ class BlockingChannel:
         connection = self._connection
         with connection._lock:
             connection._io.run_ready()
-            return connection._wait(lambda: tracker.unsettled == 0, self, deadline)
+            return self._wait_confirms(0, deadline)
 
     def publish_batch(
         self,
@@ -1182,8 +1243,10 @@ class BlockingChannel:
     ) -> list[PublishOutcome]:
         """Publish many messages with confirms, then wait for all of them.
 
-        At most :attr:`confirm_window` messages are unconfirmed at a time, so this costs
-        about one round trip per window, not one per message.
+        At most :attr:`confirm_window` messages are unconfirmed at a time; once that many
+        are, it waits until half of them are confirmed, so this costs about one round trip
+        per half window, not one per message. The messages are taken from ``messages`` in
+        chunks of a few hundred, outside the connection's lock (a generator is fine).
 
         Args:
             messages: ``(exchange, routing_key, body)`` or
@@ -1194,16 +1257,47 @@ class BlockingChannel:
             One :class:`PublishOutcome` per message, in order: ``ok``, or ``error`` (a
             ``NackError`` / ``UnroutableError``) per message.
         """
-        self._enable_confirms()
-        publish = self._publish
-        outcomes = []
-        for message in messages:
-            properties = message[3] if len(message) > 3 else None
-            # The output leaves in few large sends (see run_ready_soon), the rest when the
-            # window is full or the batch ends (wait_for_confirms).
-            outcome = publish(message[0], message[1], message[2], properties, mandatory, True)
-            assert outcome is not None
-            outcomes.append(outcome)
+        tracker = self._enable_confirms()
+        connection = self._connection
+        io = connection._io
+        publish = self._impl.basic_publish
+        track = tracker.published
+        outcomes: list[PublishOutcome] = []
+        iterator = iter(messages)
+        while True:
+            window = max(1, self.confirm_window)
+            # Taken outside the lock: a slow generator must not hold up the I/O thread.
+            chunk = list(itertools.islice(iterator, min(_BATCH_COUNT, window)))
+            if not chunk:
+                break
+            with connection._lock:
+                connection._raise_if_closed()
+                connection._wait_writable(self)
+                limit = window - len(chunk)
+                if tracker.unsettled > limit:
+                    # The window is full: wait until half of it is free, so that one wakeup
+                    # is followed by a long run of publishes, not by a few per ack.
+                    self._wait_confirms(min(limit, window // 2))
+                connection._wait_recovered(self)
+                if self._closed_reason is not None:
+                    # Closed by the broker (e.g. a 404 for an earlier publish): say so.
+                    self._raise_if_closed()
+                size = 0
+                for message in chunk:
+                    exchange, routing_key, body = message[0], message[1], message[2]
+                    properties = message[3] if len(message) > 3 else None
+                    if isinstance(body, str):
+                        body = body.encode("utf-8")
+                    publish(exchange, routing_key, body, properties, mandatory)
+                    outcomes.append(track(exchange, routing_key, body, properties, mandatory))
+                    size += len(body) + len(exchange) + len(routing_key) + _PUBLISH_OVERHEAD
+                    if size >= _BATCH_BYTES:
+                        # Bounded memory with big bodies: send, and wait if the socket lags.
+                        io.run_ready()
+                        connection._wait_writable(self)
+                        connection._wait_recovered(self)
+                        size = 0
+                io.run_ready_soon(size)
         self.wait_for_confirms()
         return outcomes
 

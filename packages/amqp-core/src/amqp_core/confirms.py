@@ -212,16 +212,29 @@ class ConfirmTracker:
         tag: int = method.delivery_tag
         tags = range(self._low if method.multiple else tag, tag + 1)
         settled = []
+        pop = self._pending.pop
+        on_settled = self._on_settled
+        # Once per confirmed message under load: kept free of calls that are not needed.
         for number in tags:
-            outcome = self._pending.pop(number, None)
+            outcome = pop(number, None)
             if outcome is None:
                 continue
             outcome.acked = acked
             if not acked:
                 outcome.nack = method
-            settled.append(self._settle(outcome))
+            outcome.settled = True
+            if on_settled is not None:
+                on_settled(outcome)
+            settled.append(outcome)
         if method.multiple or tag == self._low:
-            self._low = min(self._pending, default=self._next)
+            # The lowest unsettled number only grows: step past the settled ones instead of
+            # searching the whole window (a min() over it made every ack cost O(window)).
+            pending = self._pending
+            low = self._low
+            end = self._next
+            while low < end and low not in pending:
+                low += 1
+            self._low = low
         return settled
 
     def fail_all(self, reason: BaseException) -> list[PublishOutcome]:
