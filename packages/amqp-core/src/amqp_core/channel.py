@@ -50,6 +50,13 @@ MessageCallback = Callable[["Channel", Any, spec.BasicProperties, bytes], None]
 
 _B = spec.Basic
 
+# What a publish adds to the connection's unsent output besides its body, as basic_publish
+# estimates it: the method frame, the content header frame and one body frame's framing come
+# to about 60 bytes for short names and no properties; properties are guessed generously.
+# The exact figure is measured whenever the estimate nears max_unsent_bytes.
+_PUBLISH_OVERHEAD: Final = 64
+_PROPERTIES_OVERHEAD: Final = 256
+
 
 def _require_callable(name: str, callback: object) -> None:
     if not callable(callback):
@@ -711,15 +718,26 @@ class Channel:
         Raises:
             ChannelWrongStateError: the channel is not open.
             TypeError: ``body`` is neither ``str`` nor bytes-like.
+            OutputBufferFullError: the connection holds ``max_unsent_bytes`` of output the
+                broker has not taken yet; nothing was queued. Publish again once the
+                connection's output-drained callbacks have run.
         """
         engine = self._engine()
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"body must be str or bytes, but got {type(body).__name__}")
+        # Bounded output: one comparison against a running upper bound; the connection
+        # measures exactly (and may refuse) only when the bound passes its limit.
+        conn = self.connection
+        size = len(body) + (_PUBLISH_OVERHEAD if properties is None else _PROPERTIES_OVERHEAD)
+        unsent = conn._unsent + size
+        if unsent > conn._unsent_limit:
+            unsent = conn._make_room(size)
         seq = engine.publish(
             self.channel_number, exchange, routing_key, body, properties, mandatory
         )
+        conn._unsent = unsent
         if seq is not None:
             self._epoch_seq = seq
         self._sent()

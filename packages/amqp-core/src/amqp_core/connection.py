@@ -41,6 +41,7 @@ from amqp_core.exceptions import (
     ConnectionClosedByClient,
     ConnectionOpenAborted,
     ConnectionWrongStateError,
+    OutputBufferFullError,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
     StreamLostError,
@@ -51,7 +52,7 @@ from amqp_core.parameters import (
     SSLOptions,
     URLParameters,
 )
-from amqp_core.recovery import Recovery, RecoveryListener, is_recoverable
+from amqp_core.recovery import Recovered, Recovery, RecoveryListener, is_recoverable
 from amqp_core.transport import (
     AddressInfo,
     Cancellable,
@@ -82,10 +83,13 @@ WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
 CLOSE_GRACE: Final = 2.0
 # Output pieces at most this big in total are joined into one write.
 _JOIN_LIMIT: Final = 64 * 1024
+# The unsent-output limit when there is none (max_unsent_bytes None or 0): never reached.
+_UNBOUNDED: Final = 1 << 62
 
 OnOpen = Callable[["Connection"], None]
 OnError = Callable[["Connection", BaseException], None]
 OnBlocked = Callable[["Connection", frame.Method], None]
+OnDrained = Callable[["Connection"], None]
 
 
 def _is_tls_error(error: BaseException) -> bool:
@@ -246,6 +250,17 @@ class Connection:
         self._on_close: list[OnError] = []
         self._on_blocked: list[OnBlocked] = []
         self._on_unblocked: list[OnBlocked] = []
+        self._on_drained: list[OnDrained] = []
+        # Bounded output (max_unsent_bytes). basic_publish adds each message's size to
+        # _unsent, an upper bound of the unsent output (the transport only ever sends), and
+        # measures exactly only when that passes _unsent_limit: the limit, or -1 while the
+        # output is full, so that one comparison covers both.
+        self._max_unsent = _UNBOUNDED
+        self._unsent = 0
+        self._unsent_limit = _UNBOUNDED
+        self._output_full = False
+        # The stream was lost while the output was full: resume publishers once recovered.
+        self._drain_owed = False
         self._update_secret_callbacks: list[Callable[[frame.Method], None] | None] = []
         if on_open_callback is not None:
             self.add_on_open_callback(on_open_callback)
@@ -273,6 +288,7 @@ class Connection:
         self._topology: Topology | None = None
         if policy is not None and not external_stream:
             self._recovery = Recovery(self, policy)
+            self._recovery.listeners.append(self._after_recovery)
             if policy.topology:
                 self._topology = Topology()
         self._workflow: ConnectionWorkflow | _ExternalStream
@@ -353,6 +369,21 @@ class Connection:
     def remove_on_connection_unblocked_callback(self, callback: OnBlocked) -> bool:
         """Forget an unblocked callback; return whether it was registered."""
         return self._remove(self._on_unblocked, callback)
+
+    def add_on_output_drained_callback(self, callback: OnDrained) -> None:
+        """Call ``callback(connection)`` when publishing may resume after a refusal.
+
+        Beyond pika. Once ``basic_publish`` has raised
+        :class:`~amqp_core.exceptions.OutputBufferFullError`, every publish on the connection
+        is refused until the unsent output falls to half of ``max_unsent_bytes``; then these
+        callbacks run (from the loop, once per refusal episode). They also run when a
+        recovered connection replaces one that was full.
+        """
+        self._on_drained.append(self._require_callable(callback))
+
+    def remove_on_output_drained_callback(self, callback: OnDrained) -> bool:
+        """Forget an output-drained callback; return whether it was registered."""
+        return self._remove(self._on_drained, callback)
 
     def add_recovery_listener(self, callback: RecoveryListener) -> None:
         """Call ``callback(connection, event)`` for every recovery event.
@@ -630,6 +661,13 @@ class Connection:
         self._stream = stream
         self._tuned = False
         self._engine = Engine(attempt.params.engine_config(self))
+        self._max_unsent = attempt.params.max_unsent_bytes or _UNBOUNDED
+        self._unsent = 0
+        self._unsent_limit = self._max_unsent
+        if self._output_full:
+            # What was unsent went with the lost stream.
+            self._output_full = False
+            self._drain_owed = True
         self.connection_state = self.CONNECTION_PROTOCOL
         self._flush()
 
@@ -908,6 +946,7 @@ class Connection:
         """The connection ends with ``reason``: close its channels, run the close callbacks."""
         self.connection_state = self.CONNECTION_CLOSED
         self._drop_stream()
+        self._output_full = self._drain_owed = False
         channels = list(self._channels.values())
         self._channels.clear()
         for channel in channels:
@@ -968,7 +1007,65 @@ class Connection:
             else:
                 for piece in buffers:
                     transport.write(piece)
+            if self._output_full:
+                # The engine gave up its output, so only the transport and the commands held
+                # behind a synchronous request remain. (Otherwise the transport is above
+                # WRITE_HIGH_WATER, and its write_drained brings us back here.)
+                unsent = transport.write_buffer_size() + engine.bytes_held
+                if unsent <= self._max_unsent // 2:
+                    self._output_drained(unsent)
         self._rearm_timer()
+
+    def _unsent_bytes(self) -> int:
+        # The engine's output (queued, and held behind synchronous requests) and the
+        # transport's; the OS's socket buffer is not ours to count.
+        engine = self._engine
+        held = engine.bytes_held if engine is not None else 0
+        return self.outbound_buffer_size + held
+
+    def _make_room(self, size: int) -> int:
+        """basic_publish's slow path: the estimate says ``size`` more bytes may not fit.
+
+        Returns the exact unsent output plus ``size`` when the message may go (the new
+        estimate). A message bigger than the room left is let through when the output has
+        drained to the low-water mark (half the limit), so that any message can be sent.
+
+        Raises:
+            OutputBufferFullError: it may not; every publish is refused until the
+                output-drained callbacks run.
+        """
+        limit = self._max_unsent
+        if not self._output_full:
+            # What the engine holds goes to the transport first, which may send some at once.
+            self._flush()
+            unsent = self._unsent_bytes()
+            if unsent + size <= limit or unsent <= limit // 2:
+                return unsent + size
+            self._output_full = True
+            self._unsent = unsent
+            self._unsent_limit = -1
+        raise OutputBufferFullError(self._unsent, limit)
+
+    def _after_recovery(self, connection: Connection, event: object) -> None:
+        if type(event) is Recovered and self._drain_owed:
+            # The channels are back: the publishers refused before the loss may go on.
+            self._drain_owed = False
+            self._io.call_later(0, self._run_drained_callbacks)
+
+    def _output_drained(self, unsent: int) -> None:
+        self._output_full = False
+        self._unsent = unsent
+        self._unsent_limit = self._max_unsent
+        # From the loop: _flush runs inside other calls (and inside _process's cleanup), and
+        # the callbacks are expected to publish.
+        self._io.call_later(0, self._run_drained_callbacks)
+
+    def _run_drained_callbacks(self) -> None:
+        if self._output_full or not self.is_open:
+            # Full again already (a later drain calls them), or closed: nothing to resume.
+            return
+        for callback in list(self._on_drained):
+            callback(self)
 
     def _rearm_timer(self) -> None:
         # One timer serves the engine (heartbeats and dead-peer detection), re-armed when

@@ -121,25 +121,41 @@ class _ReactorServices:
         raise NotImplementedError("Twisted connects the stream; see TwistedProtocolConnection")
 
 
+# Twisted's FileDescriptor.bufferSize: above it, a transport pauses its producer.
+_TWISTED_BUFFER_SIZE = 64 * 1024
+
+
 class _TwistedTransport:
     """amqp_core's Transport over a Twisted transport.
 
-    Twisted does not tell how much it buffers, only when to pause (as a push producer): while
-    paused, the transport reports a full buffer, so amqp_core holds its output back.
+    Twisted does not tell how much it buffers, only when to pause (as a push producer: it holds
+    more than its ``bufferSize`` then) and when to resume (its buffer is empty then). While
+    paused, the transport reports at least a full buffer, so amqp_core holds its output back,
+    and at least what Twisted may hold (a ``bufferSize`` and everything written since the
+    pause), which amqp_core counts against ``max_unsent_bytes``.
     """
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
         self._paused = False
+        # Bytes written since the last write made while not paused (that one included).
+        self._since_unpaused = 0
         self.listener: StreamListener | None = None
         transport.registerProducer(self, True)
         self._registered = True
 
     def write(self, data: Buffer) -> None:
-        self._transport.write(data if type(data) is bytes else bytes(data))
+        chunk = data if type(data) is bytes else bytes(data)
+        if not self._paused:
+            self._since_unpaused = 0
+        self._since_unpaused += len(chunk)
+        self._transport.write(chunk)
 
     def write_buffer_size(self) -> int:
-        return WRITE_HIGH_WATER if self._paused else 0
+        if not self._paused:
+            # Twisted pauses us as soon as it holds more than its bufferSize.
+            return 0
+        return max(WRITE_HIGH_WATER, _TWISTED_BUFFER_SIZE + self._since_unpaused)
 
     def close(self) -> None:
         # A transport with a registered producer (TLS's in particular) waits for it to go
