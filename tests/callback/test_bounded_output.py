@@ -4,7 +4,7 @@ The transport here stalls on request (as a socket does when the broker stops rea
 reports ``write_drained`` when released, as the adapters' transports do.
 """
 
-# ruff: noqa: PT018
+# ruff: noqa: PT018, RUF059
 from __future__ import annotations
 
 from typing import Any
@@ -83,7 +83,9 @@ def setup(limit: int | None = MiB, **kwargs: Any) -> tuple[StallingIO, TestConne
     return io, conn, channel
 
 
-def fill(channel: Channel, body: bytes, most: int = 100_000) -> tuple[int, exc.OutputBufferFullError]:
+def fill(
+    channel: Channel, body: bytes, most: int = 100_000
+) -> tuple[int, exc.OutputBufferFullError]:
     """Publish ``body`` until the connection refuses; return how many went and the error."""
     for count in range(most):
         try:

@@ -50,12 +50,13 @@ MessageCallback = Callable[["Channel", Any, spec.BasicProperties, bytes], None]
 
 _B = spec.Basic
 
-# What a publish adds to the connection's unsent output besides its body, as basic_publish
-# estimates it: the method frame, the content header frame and one body frame's framing come
-# to about 60 bytes for short names and no properties; properties are guessed generously.
-# The exact figure is measured whenever the estimate nears max_unsent_bytes.
+# What a publish adds to the connection's unsent output besides its body and the exchange
+# and routing key names, as basic_publish estimates it: the method frame, the content header
+# frame and one body frame's framing come to 48 bytes without properties; properties are
+# guessed generously. The exact figure is measured whenever the estimate nears
+# max_unsent_bytes.
 _PUBLISH_OVERHEAD: Final = 64
-_PROPERTIES_OVERHEAD: Final = 256
+_PROPERTIES_OVERHEAD: Final = 320
 
 
 def _require_callable(name: str, callback: object) -> None:
@@ -730,7 +731,12 @@ class Channel:
         # Bounded output: one comparison against a running upper bound; the connection
         # measures exactly (and may refuse) only when the bound passes its limit.
         conn = self.connection
-        size = len(body) + (_PUBLISH_OVERHEAD if properties is None else _PROPERTIES_OVERHEAD)
+        size = (
+            len(body)
+            + len(exchange)
+            + len(routing_key)
+            + (_PUBLISH_OVERHEAD if properties is None else _PROPERTIES_OVERHEAD)
+        )
         unsent = conn._unsent + size
         if unsent > conn._unsent_limit:
             unsent = conn._make_room(size)
