@@ -665,6 +665,18 @@ class TwistedProtocolConnection(Protocol):
         """Call ``callback(connection, frame.Method[Connection.Unblocked])`` when unblocked."""
         self._impl.add_on_connection_unblocked_callback(lambda _, frame: callback(self, frame))
 
+    def add_on_output_drained_callback(
+        self, callback: Callable[[TwistedProtocolConnection], None]
+    ) -> None:
+        """Call ``callback(connection)`` when publishing may resume after a refusal.
+
+        Once a ``basic_publish`` Deferred failed with
+        :class:`~amqp_core.exceptions.OutputBufferFullError` (the connection holds
+        ``max_unsent_bytes`` of output the broker has not taken), every publish fails so
+        until the output has drained to half of that; then this callback runs.
+        """
+        self._impl.add_on_output_drained_callback(lambda _: callback(self))
+
     def channel(self, channel_number: int | None = None) -> defer.Deferred[TwistedChannel]:
         """Open a channel; fire with its :class:`TwistedChannel` once the broker confirms it."""
         deferred: defer.Deferred[TwistedChannel] = defer.Deferred()
