@@ -16,12 +16,14 @@ are dispatched on the next loop iteration, so the connection stays consistent.
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from amqp_core import events as ev
 from amqp_core import frame, spec
 from amqp_core._topology import Topology
+from amqp_core._types import Buffer
 from amqp_core._workflow import ConnectionWorkflow
 from amqp_core.data import FieldTable, FieldValue
 from amqp_core.engine import Engine
@@ -259,6 +261,10 @@ class Connection:
         self._unsent = 0
         self._unsent_limit = _UNBOUNDED
         self._output_full = False
+        # Output taken from the engine but not yet given to the transport, which gets at most
+        # WRITE_HIGH_WATER more at a time (what it holds costs more than the pieces here).
+        self._backlog: deque[Buffer] = deque()
+        self._backlog_bytes = 0
         # The stream was lost while the output was full: resume publishers once recovered.
         self._drain_owed = False
         self._update_secret_callbacks: list[Callable[[frame.Method], None] | None] = []
@@ -493,6 +499,7 @@ class Connection:
         Publishers can watch it to slow down while the network or the broker is slow.
         """
         size = self._engine.bytes_to_send if self._engine is not None else 0
+        size += self._backlog_bytes
         stream = self._stream
         if stream is not None and stream.transport is not None:
             size += stream.transport.write_buffer_size()
@@ -679,6 +686,8 @@ class Connection:
     def _drop_stream(self) -> None:
         self._stream = None
         self._engine = None
+        self._backlog.clear()
+        self._backlog_bytes = 0
         self._cancel_timer()
         if self._flush_pending is not None:
             self._flush_pending.cancel()
@@ -1002,19 +1011,64 @@ class Connection:
         transport = stream.transport
         if force or transport.write_buffer_size() < WRITE_HIGH_WATER:
             buffers = engine.buffers_to_send()
-            if len(buffers) > 1 and sum(len(piece) for piece in buffers) <= _JOIN_LIMIT:
+            if self._backlog or sum(map(len, buffers)) > _JOIN_LIMIT:
+                self._write_backlog(transport, buffers, force)
+            elif len(buffers) > 1:
                 transport.write(b"".join(buffers))
-            else:
-                for piece in buffers:
-                    transport.write(piece)
+            elif buffers:
+                transport.write(buffers[0])
             if self._output_full:
-                # The engine gave up its output, so only the transport and the commands held
-                # behind a synchronous request remain. (Otherwise the transport is above
-                # WRITE_HIGH_WATER, and its write_drained brings us back here.)
-                unsent = transport.write_buffer_size() + engine.bytes_held
+                # The engine gave up its output, so only the backlog, the transport and the
+                # commands held behind a synchronous request remain. (Otherwise the transport
+                # is above WRITE_HIGH_WATER, and its write_drained brings us back here.)
+                unsent = transport.write_buffer_size() + self._backlog_bytes + engine.bytes_held
                 if unsent <= self._max_unsent // 2:
                     self._output_drained(unsent)
         self._rearm_timer()
+
+    def _write_backlog(self, transport: Transport, buffers: list[Buffer], force: bool) -> None:
+        """Queue ``buffers`` behind the backlog; give the transport what it may take now.
+
+        The transport gets WRITE_HIGH_WATER at a time while it holds less than that (all of
+        it with ``force``): some transports join or copy everything they hold, and each write
+        costs them an object (a Future, a queue entry), so the rest waits here, compactly
+        (bounded memory, max_unsent_bytes). Small pieces are joined into chunks of about
+        ``_JOIN_LIMIT``; big body views go as they are.
+        """
+        backlog = self._backlog
+        if buffers:
+            backlog.extend(buffers)
+            self._backlog_bytes += sum(map(len, buffers))
+        # Once the transport holds WRITE_HIGH_WATER it is above its low-water mark, so its
+        # write_drained brings us back for the rest.
+        while backlog and (force or transport.write_buffer_size() < WRITE_HIGH_WATER):
+            self._backlog_bytes -= self._write_some(transport, WRITE_HIGH_WATER)
+
+    def _write_some(self, transport: Transport, budget: int) -> int:
+        backlog = self._backlog
+        written = 0
+        batch: list[Buffer] = []
+        size = 0
+        while backlog and written < budget:
+            piece = backlog.popleft()
+            length = len(piece)
+            written += length
+            if length >= _JOIN_LIMIT:
+                if batch:
+                    transport.write(b"".join(batch))
+                    batch = []
+                    size = 0
+                transport.write(piece)
+                continue
+            batch.append(piece)
+            size += length
+            if size >= _JOIN_LIMIT:
+                transport.write(b"".join(batch))
+                batch = []
+                size = 0
+        if batch:
+            transport.write(b"".join(batch))
+        return written
 
     def _unsent_bytes(self) -> int:
         # The engine's output (queued, and held behind synchronous requests) and the
