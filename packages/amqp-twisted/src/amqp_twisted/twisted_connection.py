@@ -21,7 +21,7 @@ from zope.interface import classImplements  # type: ignore[import-untyped]
 from amqp_core._types import Buffer
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome
-from amqp_core.connection import WRITE_HIGH_WATER, Connection
+from amqp_core.connection import Connection
 from amqp_core.data import FieldValue
 from amqp_core.exceptions import ConsumerCancelled
 from amqp_core.exchange_type import ExchangeType
@@ -130,9 +130,9 @@ class _TwistedTransport:
 
     Twisted does not tell how much it buffers, only when to pause (as a push producer: it holds
     more than its ``bufferSize`` then) and when to resume (its buffer is empty then). While
-    paused, the transport reports at least a full buffer, so amqp_core holds its output back,
-    and at least what Twisted may hold (a ``bufferSize`` and everything written since the
-    pause), which amqp_core counts against ``max_unsent_bytes``.
+    paused, the transport reports the most Twisted may hold: a ``bufferSize`` and everything
+    written since the pause. amqp_core counts that against ``max_unsent_bytes`` and stops
+    writing above its WRITE_HIGH_WATER until the resume.
     """
 
     def __init__(self, transport: Any) -> None:
@@ -155,7 +155,7 @@ class _TwistedTransport:
         if not self._paused:
             # Twisted pauses us as soon as it holds more than its bufferSize.
             return 0
-        return max(WRITE_HIGH_WATER, _TWISTED_BUFFER_SIZE + self._since_unpaused)
+        return _TWISTED_BUFFER_SIZE + self._since_unpaused
 
     def close(self) -> None:
         # A transport with a registered producer (TLS's in particular) waits for it to go
