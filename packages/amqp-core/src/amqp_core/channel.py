@@ -50,11 +50,11 @@ MessageCallback = Callable[["Channel", Any, spec.BasicProperties, bytes], None]
 
 _B = spec.Basic
 
-# What a publish adds to the connection's unsent output besides its body and the exchange
-# and routing key names, as basic_publish estimates it: the method frame, the content header
-# frame and one body frame's framing come to 48 bytes without properties; properties are
-# guessed generously. The exact figure is measured whenever the estimate nears
-# max_unsent_bytes.
+# What a publish adds to the connection's unsent output besides its body, as basic_publish
+# estimates it. The real figure is 48 bytes of framing, the exchange and routing key names and
+# the properties. The connection measures exactly whenever the estimates have used half of
+# the room left, so a message up to twice its estimate (names up to ~140 bytes together,
+# without properties) never takes the output past max_unsent_bytes unmeasured.
 _PUBLISH_OVERHEAD: Final = 64
 _PROPERTIES_OVERHEAD: Final = 320
 
@@ -728,15 +728,10 @@ class Channel:
             body = body.encode("utf-8")
         elif not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"body must be str or bytes, but got {type(body).__name__}")
-        # Bounded output: one comparison against a running upper bound; the connection
-        # measures exactly (and may refuse) only when the bound passes its limit.
+        # Bounded output: one comparison against a running estimate; the connection measures
+        # exactly (and may refuse) only when the estimate passes its threshold.
         conn = self.connection
-        size = (
-            len(body)
-            + len(exchange)
-            + len(routing_key)
-            + (_PUBLISH_OVERHEAD if properties is None else _PROPERTIES_OVERHEAD)
-        )
+        size = len(body) + (_PUBLISH_OVERHEAD if properties is None else _PROPERTIES_OVERHEAD)
         unsent = conn._unsent + size
         if unsent > conn._unsent_limit:
             unsent = conn._make_room(size)

@@ -253,13 +253,14 @@ class Connection:
         self._on_blocked: list[OnBlocked] = []
         self._on_unblocked: list[OnBlocked] = []
         self._on_drained: list[OnDrained] = []
-        # Bounded output (max_unsent_bytes). basic_publish adds each message's size to
-        # _unsent, an upper bound of the unsent output (the transport only ever sends), and
-        # measures exactly only when that passes _unsent_limit: the limit, or -1 while the
-        # output is full, so that one comparison covers both.
+        # Bounded output (max_unsent_bytes). basic_publish adds each message's estimated size
+        # to _unsent (the transport only ever sends, so it does not go down by itself), and
+        # measures exactly only when that passes _unsent_limit: halfway from the last exact
+        # figure to the limit (so an estimate short by up to half never lets the output pass
+        # the limit unmeasured), or -1 while the output is full. One comparison covers both.
         self._max_unsent = _UNBOUNDED
         self._unsent = 0
-        self._unsent_limit = _UNBOUNDED
+        self._unsent_limit = _UNBOUNDED // 2
         self._output_full = False
         # Output taken from the engine but not yet given to the transport, which gets at most
         # WRITE_HIGH_WATER more at a time (what it holds costs more than the pieces here).
@@ -669,8 +670,7 @@ class Connection:
         self._tuned = False
         self._engine = Engine(attempt.params.engine_config(self))
         self._max_unsent = attempt.params.max_unsent_bytes or _UNBOUNDED
-        self._unsent = 0
-        self._unsent_limit = self._max_unsent
+        self._set_room(0)
         if self._output_full:
             # What was unsent went with the lost stream.
             self._output_full = False
@@ -1090,10 +1090,18 @@ class Connection:
         """
         limit = self._max_unsent
         if not self._output_full:
-            # What the engine holds goes to the transport first, which may send some at once.
+            # What the engine holds joins the backlog (so that it is counted once, not again
+            # at every measurement), and the transport gets what it may take now.
+            engine = self._engine
+            assert engine is not None
+            buffers = engine.buffers_to_send()
+            if buffers:
+                self._backlog.extend(buffers)
+                self._backlog_bytes += sum(map(len, buffers))
             self._flush()
             unsent = self._unsent_bytes()
             if unsent + size <= limit or unsent <= limit // 2:
+                self._set_room(unsent + size)
                 return unsent + size
             self._output_full = True
             self._unsent = unsent
@@ -1106,10 +1114,13 @@ class Connection:
             self._drain_owed = False
             self._io.call_later(0, self._run_drained_callbacks)
 
+    def _set_room(self, unsent: int) -> None:
+        self._unsent = unsent
+        self._unsent_limit = unsent + (self._max_unsent - unsent) // 2
+
     def _output_drained(self, unsent: int) -> None:
         self._output_full = False
-        self._unsent = unsent
-        self._unsent_limit = self._max_unsent
+        self._set_room(unsent)
         # From the loop: _flush runs inside other calls (and inside _process's cleanup), and
         # the callbacks are expected to publish.
         self._io.call_later(0, self._run_drained_callbacks)
