@@ -22,7 +22,10 @@ Scenarios (the job's ``scenario``):
 * ``rpc``: ``n`` request/reply round trips through two queues, answered by a raw responder.
 * ``connect``: ``n`` times open a connection and a channel and close them.
 * ``blocked``: publish up to ``n`` messages while the broker blocks the connection; after
-  ``seconds`` report how many calls returned and the peak RSS.
+  ``seconds`` report how many publishes were taken and the peak RSS. Our callback-style and
+  Twisted clients follow the documented pattern (publish until ``OutputBufferFullError``,
+  resume from the output-drained callback), so they stop at ``max_unsent_bytes``; pika's
+  clients buffer every message.
 """
 
 from __future__ import annotations
@@ -277,13 +280,30 @@ class _CallbackScript:
             )
         elif scenario == "blocked":
             _blocked_watchdog(self.job)
-            publish = channel.basic_publish
-            queue, body = self.queue, self.body
-            for i in range(self.n):
-                publish("", queue, body)
-                _PROGRESS[0] = i + 1
+            if hasattr(self.connection, "add_on_output_drained_callback"):
+                # Ours: publish until refused, go on when the output has drained.
+                self.connection.add_on_output_drained_callback(self.publish_until_full)
+                self.publish_until_full(self.connection)
+            else:
+                publish = channel.basic_publish
+                queue, body = self.queue, self.body
+                for i in range(self.n):
+                    publish("", queue, body)
+                    _PROGRESS[0] = i + 1
         else:
             raise ValueError(scenario)
+
+    def publish_until_full(self, _connection: Any) -> None:
+        from amqp_core.exceptions import OutputBufferFullError
+
+        publish = self.channel.basic_publish
+        queue, body = self.queue, self.body
+        try:
+            for i in range(_PROGRESS[0], self.n):
+                publish("", queue, body)
+                _PROGRESS[0] = i + 1
+        except OutputBufferFullError:
+            return  # the output-drained callback calls again
 
     def check_depth(self) -> None:
         assert self.poller is not None
@@ -489,9 +509,120 @@ async def _native_scenario(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _twisted(job: dict[str, Any]) -> dict[str, Any]:
-    # Hook: amqp_twisted's TwistedProtocolConnection has a Deferred API of its own; its
-    # scenario script is not written yet (bench.run leaves twisted out unless it is listed here).
-    raise NotImplementedError("the twisted scenarios are not written yet")
+    from twisted.internet import reactor as global_reactor
+
+    reactor: Any = global_reactor
+    outcome: list[Any] = []
+
+    def finish(value: Any) -> None:
+        outcome.append(value)
+        reactor.stop()
+
+    _twisted_scenario(reactor, job).addBoth(finish)
+    reactor.run()
+    if not outcome:
+        raise RuntimeError(f"{job['client']} {job['scenario']}: did not finish")
+    if not isinstance(outcome[0], dict):
+        outcome[0].raiseException()  # a twisted Failure
+    result: dict[str, Any] = outcome[0]
+    return result
+
+
+def _twisted_scenario(reactor: Any, job: dict[str, Any]) -> Any:
+    """The scenario on amqp_twisted's Deferred API, written as a Twisted user would."""
+    from twisted.internet import defer, endpoints, task
+
+    from amqp_core.exceptions import OutputBufferFullError
+    from amqp_core.parameters import URLParameters
+    from amqp_twisted import TwistedProtocolConnection
+
+    url, queue, n, scenario = job["url"], job["queue"], job["n"], job["scenario"]
+    body = b"x" * job["size"]
+    params = URLParameters(url)
+
+    def sleep(seconds: float) -> Any:
+        return task.deferLater(reactor, seconds, lambda: None)
+
+    @defer.inlineCallbacks
+    def connect() -> Any:
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, params.host, params.port)
+        protocol = TwistedProtocolConnection(params)
+        connection = yield endpoints.connectProtocol(endpoint, protocol)  # type: ignore[no-untyped-call]
+        yield connection.ready
+        return connection
+
+    @defer.inlineCallbacks
+    def run() -> Any:
+        if scenario == "connect":
+            samples = []
+            for _ in range(n):
+                start = time.perf_counter()
+                connection = yield connect()
+                yield connection.channel()
+                yield connection.close()
+                samples.append(time.perf_counter() - start)
+            return _connect_result(samples)
+        connection = yield connect()
+        channel = yield connection.channel()
+        if scenario == "publish":
+            poller = DepthPoller(url, queue, n)
+            start = time.monotonic()
+            for _ in range(n):
+                # Without confirms the Deferred has fired already: nothing to wait for.
+                channel.basic_publish("", queue, body)
+            while not poller.done.is_set():
+                yield sleep(0.002)
+            result = _rate(n, poller.end - start)
+        elif scenario == "confirm":
+            yield channel.confirm_delivery()
+            start = time.monotonic()
+            yield defer.gatherResults([channel.basic_publish("", queue, body) for _ in range(n)])
+            result = _rate(n, time.monotonic() - start)
+        elif scenario == "consume":
+            yield channel.basic_qos(prefetch_count=1000)
+            start = time.monotonic()
+            messages, _tag = yield channel.basic_consume(queue)
+            for count in range(1, n + 1):
+                message = yield messages.get()
+                if count % 100 == 0 or count == n:
+                    channel.basic_ack(message.method.delivery_tag, multiple=True)
+            result = _rate(n, time.monotonic() - start)
+        elif scenario == "rpc":
+            replies, _tag = yield channel.basic_consume(job["replies"], auto_ack=True)
+            samples = []
+            for _ in range(n):
+                start = time.perf_counter()
+                yield channel.basic_publish("", queue, body)
+                yield replies.get()
+                samples.append(time.perf_counter() - start)
+            result = _latency(samples)
+        elif scenario == "blocked":
+            _blocked_watchdog(job)
+            drained: list[defer.Deferred[None]] = []
+
+            def on_drained(_connection: Any) -> None:
+                if drained:
+                    drained.pop().callback(None)
+
+            connection.add_on_output_drained_callback(on_drained)
+            for i in range(n):
+                try:
+                    yield channel.basic_publish("", queue, body)
+                except OutputBufferFullError:
+                    # Wait for the output to drain, then publish the refused message again.
+                    waiting: defer.Deferred[None] = defer.Deferred()
+                    drained.append(waiting)
+                    yield waiting
+                    yield channel.basic_publish("", queue, body)
+                _PROGRESS[0] = i + 1
+            yield sleep(_TIMEOUT)
+            raise AssertionError("unreachable: the watchdog ends the process")
+        else:
+            raise ValueError(scenario)
+        yield connection.close()
+        return result
+
+    return run()
 
 
 # ---------------------------------------------------------------------------------------------

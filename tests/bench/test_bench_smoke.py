@@ -15,7 +15,14 @@ from bench.run import PIKA_BLOCKING, PIKA_SELECT, RAW, Scenario, report, run_sui
 
 pytestmark = pytest.mark.slow
 
-CLIENTS = [RAW, "amqp-blocking", "amqp-select", "amqp-asyncio native (trio)", PIKA_SELECT]
+CLIENTS = [
+    RAW,
+    "amqp-blocking",
+    "amqp-select",
+    "amqp-asyncio native (trio)",
+    "amqp-twisted",
+    PIKA_SELECT,
+]
 SCENARIOS = [
     Scenario("publish64", "publish 64 B, no confirms", "publish", 64, 300, 300),
     Scenario("consume", "consume 64 B, manual acks", "consume", 64, 300, 300),

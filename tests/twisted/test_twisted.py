@@ -41,6 +41,7 @@ TCP_SCENARIOS = (
     "consumer_cancelled_by_broker",
     "channel_error_then_new_channel",
     "blocked_and_unblocked",
+    "bounded_output_while_blocked",
     "tcp_drop_is_a_lost_stream",
     "recovery_reports_unconfirmed_publishes",
     "recovery_tries_the_other_hosts",

@@ -16,12 +16,14 @@ are dispatched on the next loop iteration, so the connection stays consistent.
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from amqp_core import events as ev
 from amqp_core import frame, spec
 from amqp_core._topology import Topology
+from amqp_core._types import Buffer
 from amqp_core._workflow import ConnectionWorkflow
 from amqp_core.data import FieldTable, FieldValue
 from amqp_core.engine import Engine
@@ -41,6 +43,7 @@ from amqp_core.exceptions import (
     ConnectionClosedByClient,
     ConnectionOpenAborted,
     ConnectionWrongStateError,
+    OutputBufferFullError,
     ProbableAccessDeniedError,
     ProbableAuthenticationError,
     StreamLostError,
@@ -51,7 +54,7 @@ from amqp_core.parameters import (
     SSLOptions,
     URLParameters,
 )
-from amqp_core.recovery import Recovery, RecoveryListener, is_recoverable
+from amqp_core.recovery import Recovered, Recovery, RecoveryListener, is_recoverable
 from amqp_core.transport import (
     AddressInfo,
     Cancellable,
@@ -82,10 +85,13 @@ WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
 CLOSE_GRACE: Final = 2.0
 # Output pieces at most this big in total are joined into one write.
 _JOIN_LIMIT: Final = 64 * 1024
+# The unsent-output limit when there is none (max_unsent_bytes None or 0): never reached.
+_UNBOUNDED: Final = 1 << 62
 
 OnOpen = Callable[["Connection"], None]
 OnError = Callable[["Connection", BaseException], None]
 OnBlocked = Callable[["Connection", frame.Method], None]
+OnDrained = Callable[["Connection"], None]
 
 
 def _is_tls_error(error: BaseException) -> bool:
@@ -248,6 +254,22 @@ class Connection:
         self._on_close: list[OnError] = []
         self._on_blocked: list[OnBlocked] = []
         self._on_unblocked: list[OnBlocked] = []
+        self._on_drained: list[OnDrained] = []
+        # Bounded output (max_unsent_bytes). basic_publish adds each message's estimated size
+        # to _unsent (the transport only ever sends, so it does not go down by itself), and
+        # measures exactly only when that passes _unsent_limit: halfway from the last exact
+        # figure to the limit (so an estimate short by up to half never lets the output pass
+        # the limit unmeasured), or -1 while the output is full. One comparison covers both.
+        self._max_unsent = _UNBOUNDED
+        self._unsent = 0
+        self._unsent_limit = _UNBOUNDED // 2
+        self._output_full = False
+        # Output taken from the engine but not yet given to the transport, which gets at most
+        # WRITE_HIGH_WATER more at a time (what it holds costs more than the pieces here).
+        self._backlog: deque[Buffer] = deque()
+        self._backlog_bytes = 0
+        # The stream was lost while the output was full: resume publishers once recovered.
+        self._drain_owed = False
         self._update_secret_callbacks: list[Callable[[frame.Method], None] | None] = []
         if on_open_callback is not None:
             self.add_on_open_callback(on_open_callback)
@@ -275,6 +297,7 @@ class Connection:
         self._topology: Topology | None = None
         if policy is not None:
             self._recovery = Recovery(self, policy)
+            self._recovery.listeners.append(self._after_recovery)
             if policy.topology:
                 self._topology = Topology()
         self._workflow: ConnectionWorkflow | _ExternalStream
@@ -355,6 +378,21 @@ class Connection:
     def remove_on_connection_unblocked_callback(self, callback: OnBlocked) -> bool:
         """Forget an unblocked callback; return whether it was registered."""
         return self._remove(self._on_unblocked, callback)
+
+    def add_on_output_drained_callback(self, callback: OnDrained) -> None:
+        """Call ``callback(connection)`` when publishing may resume after a refusal.
+
+        Beyond pika. Once ``basic_publish`` has raised
+        :class:`~amqp_core.exceptions.OutputBufferFullError`, every publish on the connection
+        is refused until the unsent output falls to half of ``max_unsent_bytes``; then these
+        callbacks run (from the loop, once per refusal episode). They also run when a
+        recovered connection replaces one that was full.
+        """
+        self._on_drained.append(self._require_callable(callback))
+
+    def remove_on_output_drained_callback(self, callback: OnDrained) -> bool:
+        """Forget an output-drained callback; return whether it was registered."""
+        return self._remove(self._on_drained, callback)
 
     def add_recovery_listener(self, callback: RecoveryListener) -> None:
         """Call ``callback(connection, event)`` for every recovery event.
@@ -464,6 +502,7 @@ class Connection:
         Publishers can watch it to slow down while the network or the broker is slow.
         """
         size = self._engine.bytes_to_send if self._engine is not None else 0
+        size += self._backlog_bytes
         stream = self._stream
         if stream is not None and stream.transport is not None:
             size += stream.transport.write_buffer_size()
@@ -632,6 +671,12 @@ class Connection:
         self._stream = stream
         self._tuned = False
         self._engine = Engine(attempt.params.engine_config(self))
+        self._max_unsent = attempt.params.max_unsent_bytes or _UNBOUNDED
+        self._set_room(0)
+        if self._output_full:
+            # What was unsent went with the lost stream.
+            self._output_full = False
+            self._drain_owed = True
         self.connection_state = self.CONNECTION_PROTOCOL
         self._flush()
 
@@ -643,6 +688,8 @@ class Connection:
     def _drop_stream(self) -> None:
         self._stream = None
         self._engine = None
+        self._backlog.clear()
+        self._backlog_bytes = 0
         self._cancel_timer()
         if self._flush_pending is not None:
             self._flush_pending.cancel()
@@ -910,6 +957,7 @@ class Connection:
         """The connection ends with ``reason``: close its channels, run the close callbacks."""
         self.connection_state = self.CONNECTION_CLOSED
         self._drop_stream()
+        self._output_full = self._drain_owed = False
         channels = list(self._channels.values())
         self._channels.clear()
         for channel in channels:
@@ -965,12 +1013,126 @@ class Connection:
         transport = stream.transport
         if force or transport.write_buffer_size() < WRITE_HIGH_WATER:
             buffers = engine.buffers_to_send()
-            if len(buffers) > 1 and sum(len(piece) for piece in buffers) <= _JOIN_LIMIT:
+            if self._backlog or sum(map(len, buffers)) > _JOIN_LIMIT:
+                self._write_backlog(transport, buffers, force)
+            elif len(buffers) > 1:
                 transport.write(b"".join(buffers))
-            else:
-                for piece in buffers:
-                    transport.write(piece)
+            elif buffers:
+                transport.write(buffers[0])
+            if self._output_full:
+                # The engine gave up its output, so only the backlog, the transport and the
+                # commands held behind a synchronous request remain. (Otherwise the transport
+                # is above WRITE_HIGH_WATER, and its write_drained brings us back here.)
+                unsent = transport.write_buffer_size() + self._backlog_bytes + engine.bytes_held
+                if unsent <= self._max_unsent // 2:
+                    self._output_drained(unsent)
         self._rearm_timer()
+
+    def _write_backlog(self, transport: Transport, buffers: list[Buffer], force: bool) -> None:
+        """Queue ``buffers`` behind the backlog; give the transport what it may take now.
+
+        The transport gets WRITE_HIGH_WATER at a time while it holds less than that (all of
+        it with ``force``): some transports join or copy everything they hold, and each write
+        costs them an object (a Future, a queue entry), so the rest waits here, compactly
+        (bounded memory, max_unsent_bytes). Small pieces are joined into chunks of about
+        ``_JOIN_LIMIT``; big body views go as they are.
+        """
+        backlog = self._backlog
+        if buffers:
+            backlog.extend(buffers)
+            self._backlog_bytes += sum(map(len, buffers))
+        # Once the transport holds WRITE_HIGH_WATER it is above its low-water mark, so its
+        # write_drained brings us back for the rest.
+        while backlog and (force or transport.write_buffer_size() < WRITE_HIGH_WATER):
+            self._backlog_bytes -= self._write_some(transport, WRITE_HIGH_WATER)
+
+    def _write_some(self, transport: Transport, budget: int) -> int:
+        backlog = self._backlog
+        written = 0
+        batch: list[Buffer] = []
+        size = 0
+        while backlog and written < budget:
+            piece = backlog.popleft()
+            length = len(piece)
+            written += length
+            if length >= _JOIN_LIMIT:
+                if batch:
+                    transport.write(b"".join(batch))
+                    batch = []
+                    size = 0
+                transport.write(piece)
+                continue
+            batch.append(piece)
+            size += length
+            if size >= _JOIN_LIMIT:
+                transport.write(b"".join(batch))
+                batch = []
+                size = 0
+        if batch:
+            transport.write(b"".join(batch))
+        return written
+
+    def _unsent_bytes(self) -> int:
+        # The engine's output (queued, and held behind synchronous requests) and the
+        # transport's; the OS's socket buffer is not ours to count.
+        engine = self._engine
+        held = engine.bytes_held if engine is not None else 0
+        return self.outbound_buffer_size + held
+
+    def _make_room(self, size: int) -> int:
+        """basic_publish's slow path: the estimate says ``size`` more bytes may not fit.
+
+        Returns the exact unsent output plus ``size`` when the message may go (the new
+        estimate). A message bigger than the room left is let through when the output has
+        drained to the low-water mark (half the limit), so that any message can be sent.
+
+        Raises:
+            OutputBufferFullError: it may not; every publish is refused until the
+                output-drained callbacks run.
+        """
+        limit = self._max_unsent
+        if not self._output_full:
+            # What the engine holds joins the backlog (so that it is counted once, not again
+            # at every measurement), and the transport gets what it may take now.
+            engine = self._engine
+            assert engine is not None
+            buffers = engine.buffers_to_send()
+            if buffers:
+                self._backlog.extend(buffers)
+                self._backlog_bytes += sum(map(len, buffers))
+            self._flush()
+            unsent = self._unsent_bytes()
+            if unsent + size <= limit or unsent <= limit // 2:
+                self._set_room(unsent + size)
+                return unsent + size
+            self._output_full = True
+            self._unsent = unsent
+            self._unsent_limit = -1
+        raise OutputBufferFullError(self._unsent, limit)
+
+    def _after_recovery(self, connection: Connection, event: object) -> None:
+        if type(event) is Recovered and self._drain_owed:
+            # The channels are back: the publishers refused before the loss may go on.
+            self._drain_owed = False
+            self._io.call_later(0, self._run_drained_callbacks)
+
+    def _set_room(self, unsent: int) -> None:
+        self._unsent = unsent
+        self._unsent_limit = unsent + (self._max_unsent - unsent) // 2
+
+    def _output_drained(self, unsent: int) -> None:
+        self._output_full = False
+        self._set_room(unsent)
+        # From the loop: _flush runs inside other calls (and inside _process's cleanup), and
+        # the callbacks are expected to publish.
+        self._io.call_later(0, self._run_drained_callbacks)
+
+    def _run_drained_callbacks(self) -> None:
+        if self._output_full or not self.is_open:
+            # Full again already (a later drain calls them), or closed: nothing to resume.
+            return
+        for callback in list(self._on_drained):
+            callback(self)
 
     def _rearm_timer(self) -> None:
         # One timer serves the engine (heartbeats and dead-peer detection), re-armed when

@@ -465,6 +465,20 @@ class Engine:
         """How many bytes are queued for the transport (for an adapter's backpressure)."""
         return sum(len(piece) for piece in self._out)
 
+    @property
+    def bytes_held(self) -> int:
+        """How many bytes of commands wait behind a synchronous request, not yet queued.
+
+        They move to :meth:`data_to_send` once the request is answered; with
+        :attr:`bytes_to_send` they make up the output the engine holds.
+        """
+        return sum(
+            len(piece)
+            for chan in self._channels.values()
+            for _, frames, _ in chan.queue
+            for piece in frames
+        )
+
     # ------------------------------------------------------------------ time
 
     def next_timer(self) -> float | None:

@@ -8,6 +8,9 @@ pika programs catch ``pika.exceptions.X``; the same names live here with the sam
   503 COMMAND_INVALID, 505 UNEXPECTED_FRAME, 540 NOT_IMPLEMENTED ...). pika's finer-grained
   decoding errors (:class:`InvalidFrameError`, :class:`InvalidFieldTypeException`, ...) are its
   subclasses, so catching either works.
+* :class:`OutputBufferFullError` is raised by ``basic_publish`` of the callback API when the
+  connection already holds ``max_unsent_bytes`` of output the broker has not taken (typically
+  while the broker blocks the connection); nothing of that message was queued.
 * :class:`AMQPEncodeError` is raised before anything is sent when a value cannot be put on the
   wire (a NaN in a header table, an integer outside the signed 64-bit range, a short string over
   255 bytes). It is also a :class:`ValueError`.
@@ -60,6 +63,7 @@ __all__ = (
     "MethodNotImplemented",
     "NackError",
     "NoFreeChannels",
+    "OutputBufferFullError",
     "ProbableAccessDeniedError",
     "ProbableAuthenticationError",
     "ProtocolSyntaxError",
@@ -350,6 +354,36 @@ class ProtocolVersionMismatch(AMQPCodecError):
 
 class MethodNotImplemented(AMQPError):
     """The broker does not implement the requested method or capability."""
+
+
+class OutputBufferFullError(AMQPError):
+    """A publish was refused: the connection holds too much output the broker has not taken.
+
+    Raised by ``Channel.basic_publish`` when the message would take the connection's unsent
+    output over the ``max_unsent_bytes`` connection parameter (the broker blocks the
+    connection, or the network is slower than the publisher). The message was not queued at
+    all; publish it again once the connection's output-drained callbacks have run (see
+    ``Connection.add_on_output_drained_callback``).
+
+    Args:
+        unsent: the bytes of output waiting to be sent when the publish was refused.
+        limit: the connection's ``max_unsent_bytes``.
+
+    Attributes:
+        unsent: as given.
+        limit: as given.
+    """
+
+    def __init__(self, unsent: int, limit: int) -> None:
+        super().__init__(
+            f"{unsent} bytes of output wait to be sent, and the message would take them over "
+            f"max_unsent_bytes={limit}: publish again once the output has drained"
+        )
+        self.unsent = unsent
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}: {self.args[0]}"
 
 
 class AMQPEncodeError(AMQPError, ValueError):

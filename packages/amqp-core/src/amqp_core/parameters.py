@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from amqp_core.recovery import RecoveryPolicy
 
 __all__ = (
+    "MIN_MAX_UNSENT_BYTES",
     "TCP_OPTION_NAMES",
     "ConnectionParameters",
     "Parameters",
@@ -46,6 +47,11 @@ TCP_OPTION_NAMES: Final = frozenset(
 
 HeartbeatCallable: TypeAlias = Callable[[Any, int], int]
 """pika's heartbeat callable: ``(connection, broker_value) -> timeout`` in seconds."""
+
+#: The smallest ``max_unsent_bytes`` (besides 0 and None, no limit). Output-drained callbacks
+#: run at half the limit, which must stay above the 64 KiB at which the adapters' transports
+#: report that their own buffers drained.
+MIN_MAX_UNSENT_BYTES: Final = 1024 * 1024
 
 # pika's spec constants: the smallest frame every peer accepts (spec 4.2.3 "frame-min-size")
 # and the largest frame pika agrees to propose.
@@ -146,6 +152,7 @@ class Parameters:
     DEFAULT_HEARTBEAT_TIMEOUT: ClassVar[int | None] = None
     DEFAULT_HOST: ClassVar[str] = "localhost"
     DEFAULT_LOCALE: ClassVar[str] = "en_US"
+    DEFAULT_MAX_UNSENT_BYTES: ClassVar[int | None] = 64 * 1024 * 1024
     DEFAULT_PORT: ClassVar[int] = 5672
     DEFAULT_RETRY_DELAY: ClassVar[float] = 2.0
     DEFAULT_SOCKET_TIMEOUT: ClassVar[float | None] = 10.0
@@ -166,6 +173,7 @@ class Parameters:
         "_heartbeat",
         "_host",
         "_locale",
+        "_max_unsent_bytes",
         "_port",
         "_recovery",
         "_retry_delay",
@@ -187,6 +195,7 @@ class Parameters:
         self._heartbeat: int | HeartbeatCallable | None = self.DEFAULT_HEARTBEAT_TIMEOUT
         self._host = self.DEFAULT_HOST
         self._locale = self.DEFAULT_LOCALE
+        self._max_unsent_bytes: int | None = self.DEFAULT_MAX_UNSENT_BYTES
         self._port = self.DEFAULT_PORT
         self._retry_delay: float = self.DEFAULT_RETRY_DELAY
         self._recovery: RecoveryPolicy | None = None
@@ -336,6 +345,30 @@ class Parameters:
         self._locale = _check_str("locale", value)
 
     @property
+    def max_unsent_bytes(self) -> int | None:
+        """How much output may wait unsent before ``basic_publish`` refuses a message.
+
+        Beyond pika, which buffers without limit. Counted in bytes on the wire, over the whole
+        connection: what the connection holds and what the adapter's transport has not yet
+        handed to the OS. A publish that would take it over the limit raises
+        :class:`~amqp_core.exceptions.OutputBufferFullError` and queues nothing; the
+        output-drained callbacks run once it falls to half the limit. Default 64 MiB; at
+        least 1 MiB; None or 0 for no limit (pika's behaviour).
+        """
+        return self._max_unsent_bytes
+
+    @max_unsent_bytes.setter
+    def max_unsent_bytes(self, value: int | None) -> None:
+        if value is not None:
+            number = _check_int("max_unsent_bytes", value)
+            if number != 0 and number < MIN_MAX_UNSENT_BYTES:
+                raise ValueError(
+                    f"max_unsent_bytes must be 0, None or >= {MIN_MAX_UNSENT_BYTES} "
+                    f"(1 MiB), but got {value!r}"
+                )
+        self._max_unsent_bytes = value
+
+    @property
     def port(self) -> int:
         """The broker's TCP port (default 5672, or 5671 with ``ssl_options``)."""
         return self._port
@@ -463,7 +496,8 @@ class ConnectionParameters(Parameters):
     sentinel tells "not given" from ``None`` (``heartbeat=None`` accepts the broker's value).
     When ``port`` is not given it is 5671 with ``ssl_options``, else 5672. Beyond pika, the
     keyword-only ``recovery`` takes a :class:`~amqp_core.recovery.RecoveryPolicy` (default
-    None: no automatic recovery, as in pika).
+    None: no automatic recovery, as in pika), and the keyword-only ``max_unsent_bytes`` bounds
+    the output waiting to be sent (default 64 MiB; see :attr:`Parameters.max_unsent_bytes`).
 
     Raises:
         TypeError: an argument of the wrong type, or an unknown keyword argument.
@@ -494,6 +528,7 @@ class ConnectionParameters(Parameters):
         tcp_options: dict[str, int] | None = _DEFAULT,
         *,
         recovery: RecoveryPolicy | None = None,
+        max_unsent_bytes: int | None = _DEFAULT,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -511,6 +546,7 @@ class ConnectionParameters(Parameters):
             "heartbeat": heartbeat,
             "host": host,
             "locale": locale,
+            "max_unsent_bytes": max_unsent_bytes,
             "retry_delay": retry_delay,
             "socket_timeout": socket_timeout,
             "stack_timeout": stack_timeout,
@@ -546,7 +582,7 @@ class URLParameters(Parameters):
 
     __slots__ = ()
 
-    # Each URL option and how its text becomes a value (pika's twelve).
+    # Each URL option and how its text becomes a value (pika's twelve, and max_unsent_bytes).
     _URL_OPTIONS: ClassVar[tuple[str, ...]] = (
         "blocked_connection_timeout",
         "channel_max",
@@ -555,6 +591,7 @@ class URLParameters(Parameters):
         "frame_max",
         "heartbeat",
         "locale",
+        "max_unsent_bytes",
         "retry_delay",
         "socket_timeout",
         "ssl_options",
@@ -643,6 +680,11 @@ class URLParameters(Parameters):
 
     def _set_url_locale(self, text: str) -> None:
         self.locale = text
+
+    def _set_url_max_unsent_bytes(self, text: str) -> None:
+        # "0" (or "None") for no limit.
+        value = None if text == "None" else self._parse("max_unsent_bytes", text, int)
+        self.max_unsent_bytes = value
 
     def _set_url_retry_delay(self, text: str) -> None:
         self.retry_delay = self._parse("retry_delay", text, float)

@@ -24,7 +24,7 @@ from zope.interface import classImplements  # type: ignore[import-untyped]
 from amqp_core._types import Buffer
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome
-from amqp_core.connection import WRITE_HIGH_WATER, Connection
+from amqp_core.connection import Connection
 from amqp_core.data import FieldValue
 from amqp_core.exceptions import ConsumerCancelled, RecoveryInterrupted
 from amqp_core.exchange_type import ExchangeType
@@ -132,25 +132,41 @@ class _ReactorServices:
         return _reactor.connect(self.reactor, settings, listener, on_done, _TwistedTransport)
 
 
+# Twisted's FileDescriptor.bufferSize: above it, a transport pauses its producer.
+_TWISTED_BUFFER_SIZE = 64 * 1024
+
+
 class _TwistedTransport:
     """amqp_core's Transport over a Twisted transport.
 
-    Twisted does not tell how much it buffers, only when to pause (as a push producer): while
-    paused, the transport reports a full buffer, so amqp_core holds its output back.
+    Twisted does not tell how much it buffers, only when to pause (as a push producer: it holds
+    more than its ``bufferSize`` then) and when to resume (its buffer is empty then). While
+    paused, the transport reports the most Twisted may hold: a ``bufferSize`` and everything
+    written since the pause. amqp_core counts that against ``max_unsent_bytes`` and stops
+    writing above its WRITE_HIGH_WATER until the resume.
     """
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
         self._paused = False
+        # Bytes written since the last write made while not paused (that one included).
+        self._since_unpaused = 0
         self.listener: StreamListener | None = None
         transport.registerProducer(self, True)
         self._registered = True
 
     def write(self, data: Buffer) -> None:
-        self._transport.write(data if type(data) is bytes else bytes(data))
+        chunk = data if type(data) is bytes else bytes(data)
+        if not self._paused:
+            self._since_unpaused = 0
+        self._since_unpaused += len(chunk)
+        self._transport.write(chunk)
 
     def write_buffer_size(self) -> int:
-        return WRITE_HIGH_WATER if self._paused else 0
+        if not self._paused:
+            # Twisted pauses us as soon as it holds more than its bufferSize.
+            return 0
+        return _TWISTED_BUFFER_SIZE + self._since_unpaused
 
     def close(self) -> None:
         # A transport with a registered producer (TLS's in particular) waits for it to go
@@ -736,6 +752,18 @@ class TwistedProtocolConnection(Protocol):
     ) -> None:
         """Call ``callback(connection, frame.Method[Connection.Unblocked])`` when unblocked."""
         self._impl.add_on_connection_unblocked_callback(lambda _, frame: callback(self, frame))
+
+    def add_on_output_drained_callback(
+        self, callback: Callable[[TwistedProtocolConnection], None]
+    ) -> None:
+        """Call ``callback(connection)`` when publishing may resume after a refusal.
+
+        Once a ``basic_publish`` Deferred failed with
+        :class:`~amqp_core.exceptions.OutputBufferFullError` (the connection holds
+        ``max_unsent_bytes`` of output the broker has not taken), every publish fails so
+        until the output has drained to half of that; then this callback runs.
+        """
+        self._impl.add_on_output_drained_callback(lambda _: callback(self))
 
     def channel(self, channel_number: int | None = None) -> defer.Deferred[TwistedChannel]:
         """Open a channel; fire with its :class:`TwistedChannel` once the broker confirms it."""
