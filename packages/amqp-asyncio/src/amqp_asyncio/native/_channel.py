@@ -12,8 +12,9 @@ and the result is dropped.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,6 +52,35 @@ __all__ = ("Consumer", "Message", "NativeChannel")
 DEFAULT_MAX_IN_FLIGHT: Final = 256
 # How long leaving a consumer's ``async with`` waits for Cancel-Ok.
 _CANCEL_GRACE: Final = 5.0
+
+
+class _Confirm(Waiter[None]):
+    """The wait of one :meth:`NativeChannel.basic_publish` for its confirm."""
+
+    __slots__ = ()
+
+    def settle(self, outcome: PublishOutcome) -> None:
+        error = outcome.error
+        if error is None:
+            self.set_result(None)
+        else:
+            self.set_error(error)
+
+
+class _Batch:
+    """The wait of one :meth:`NativeChannel.publish_batch` for all its confirms."""
+
+    __slots__ = ("complete", "done", "remaining")
+
+    def __init__(self) -> None:
+        self.remaining = 0
+        self.complete = False  # every message of the batch is published
+        self.done: Waiter[None] = Waiter()
+
+    def settle(self, _outcome: PublishOutcome) -> None:
+        self.remaining -= 1
+        if not self.remaining and self.complete:
+            self.done.set_result(None)
 
 
 class Message:
@@ -269,8 +299,11 @@ class NativeChannel:
         self._waiters: set[Waiter[Any]] = set()
         self._consumers: dict[str, Consumer] = {}
         self._tracker: ConfirmTracker | None = None
-        self._confirms: dict[int, Waiter[None]] = {}
-        self._in_flight = anyio.Semaphore(max_in_flight)
+        # Who waits for each unconfirmed publish, by sequence number.
+        self._confirms: dict[int, _Confirm | _Batch] = {}
+        # Every unconfirmed publish holds one of max_in_flight slots until it is settled.
+        self._free_slots = max_in_flight
+        self._slot_waiters: deque[Waiter[None]] = deque()
         self._close_reason: BaseException | None = None
         self._closed = anyio.Event()
         core.add_on_close_callback(self._on_core_close)
@@ -407,6 +440,9 @@ class NativeChannel:
             waiter.set_error(reason)
         if self._tracker is not None:
             self._tracker.fail_all(reason)
+        for waiter in self._slot_waiters:
+            waiter.set_error(reason)
+        self._slot_waiters.clear()
         consumer_error = None if isinstance(reason, ChannelClosedByClient) else reason
         for consumer in list(self._consumers.values()):
             consumer._end(consumer_error)
@@ -429,14 +465,10 @@ class NativeChannel:
             consumer._end(ConsumerCancelled(f"the broker cancelled consumer {tag!r}"))
 
     def _on_settled(self, outcome: PublishOutcome) -> None:
+        self._release_slot()
         waiter = self._confirms.pop(outcome.sequence, None)
-        if waiter is None:
-            return  # its publisher was cancelled and no longer waits
-        error = outcome.error
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_error(error)
+        if waiter is not None:  # else its publisher was cancelled and no longer waits
+            waiter.settle(outcome)
 
     # ------------------------------------------------------------------ exchanges
 
@@ -612,8 +644,13 @@ class NativeChannel:
         Without confirms it returns once the message is queued for sending. With confirms
         (:meth:`confirm_delivery`) it returns once the broker confirmed it, and raises
         ``NackError`` if the broker refused it or ``UnroutableError`` if it was
-        ``mandatory`` and the broker could not route it. At most ``max_in_flight`` publishes
+        ``mandatory`` and the broker could not route it. At most ``max_in_flight`` messages
         wait for confirms at a time; more publishers wait for a free slot first.
+
+        Backpressure: it waits while the broker has blocked the connection, and while the
+        connection's unsent output is above its ``write_high_water``. Otherwise it lets
+        other tasks run only once every few publishes (it checks for cancellation every
+        time), so that a burst of publishes leaves in few large writes.
 
         A publisher cancelled while it waits for its confirm does not learn the outcome;
         the message may or may not have been taken by the broker.
@@ -622,25 +659,131 @@ class NativeChannel:
             body = body.encode("utf-8")
         tracker = self._tracker
         if tracker is None:
-            (await self._ready("publish")).basic_publish(
-                exchange, routing_key, body, properties, mandatory
-            )
-            await anyio.lowlevel.checkpoint()
+            self._send(exchange, routing_key, body, properties, mandatory, await self._gate())
             return
-        async with self._in_flight:
-            # A slot can be handed to a task in the same instant it is cancelled: a cancelled
-            # task must not publish.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            (await self._ready("publish")).basic_publish(
-                exchange, routing_key, body, properties, mandatory
-            )
-            waiter: Waiter[None] = Waiter()
-            seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
-            self._confirms[seq] = waiter
+        await self._take_slot()
+        try:
+            core = await self._gate()
+        except BaseException:
+            self._release_slot()
+            raise
+        self._send(exchange, routing_key, body, properties, mandatory, core)
+        waiter = _Confirm()
+        seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
+        self._confirms[seq] = waiter
+        try:
+            await waiter.wait()
+        except BaseException as error:
+            self._confirms.pop(seq, None)
+            self._connection._seen(error)
+            raise
+
+    async def publish_batch(
+        self, messages: Iterable[tuple[Any, ...]], *, mandatory: bool = False
+    ) -> list[PublishOutcome]:
+        """Publish many messages with confirms, then wait until the broker settled them all.
+
+        The fastest way to publish with confirms: one task publishes, without a wait per
+        message, while at most ``max_in_flight`` messages await their confirm (the window
+        is shared with :meth:`basic_publish`). Turns confirms on if they are not yet.
+
+        Args:
+            messages: ``(exchange, routing_key, body)`` or
+                ``(exchange, routing_key, body, properties)`` tuples.
+            mandatory: publish them mandatory (unroutable ones are reported as such).
+
+        Returns:
+            One :class:`~amqp_core.confirms.PublishOutcome` per message, in order: ``ok``,
+            or ``error`` (``NackError``, ``UnroutableError``, or ``RecoveryInterrupted`` if
+            the connection was lost before the confirm).
+
+        Raises:
+            the channel's close reason if it closes before every message was published.
+        """
+        await self.confirm_delivery()
+        tracker = self._tracker
+        assert tracker is not None
+        batch = _Batch()
+        outcomes: list[PublishOutcome] = []
+        confirms = self._confirms
+        for message in messages:
+            exchange, routing_key, body = message[0], message[1], message[2]
+            properties = message[3] if len(message) > 3 else None
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            await self._take_slot()
             try:
-                await self._wait(waiter)
-            finally:
-                self._confirms.pop(seq, None)
+                core = await self._gate(check_cancelled=False)
+            except BaseException:
+                self._release_slot()
+                raise
+            self._send(exchange, routing_key, body, properties, mandatory, core)
+            outcome = tracker.published(exchange, routing_key, body, properties, mandatory)
+            confirms[outcome.sequence] = batch
+            batch.remaining += 1
+            outcomes.append(outcome)
+        batch.complete = True
+        if batch.remaining:
+            # Settled by confirms, or failed all at once when the channel or connection ends.
+            try:
+                await batch.done.wait()
+            except BaseException as error:
+                self._connection._seen(error)
+                raise
+        else:
+            await anyio.lowlevel.checkpoint()
+        return outcomes
+
+    async def _gate(self, check_cancelled: bool = True) -> CoreChannel:
+        """Wait as publishing must (see :meth:`basic_publish`); then the core channel."""
+        connection = self._connection
+        if connection._credit <= 0 or connection._blocked_reason is not None:
+            await connection._publish_pause()
+        elif check_cancelled:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        core = self._core
+        if core.is_open and self._close_reason is None and not connection._core.is_recovering:
+            return core
+        return await self._ready("publish")
+
+    def _send(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: BasicProperties | None,
+        mandatory: bool,
+        core: CoreChannel,
+    ) -> None:
+        core.basic_publish(exchange, routing_key, body, properties, mandatory)
+        self._connection._credit -= 1 + (len(body) >> 11)
+
+    async def _take_slot(self) -> None:
+        """Take one of the ``max_in_flight`` confirm slots, waiting in turn for one."""
+        if self._free_slots > 0 and not self._slot_waiters:
+            self._free_slots -= 1
+            return
+        waiter: Waiter[None] = Waiter()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter.wait()
+        except BaseException as error:
+            if waiter.done and waiter.error is None:
+                self._release_slot()  # handed a slot in the instant it was cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(waiter)
+            self._connection._seen(error)
+            raise
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done:
+                waiter.set_result(None)  # the slot passes on
+                return
+        self._free_slots += 1
 
     def consume(
         self,

@@ -62,6 +62,7 @@ class AnyioServices:
         self._soon: deque[tuple[_Handle, Callable[[], None]]] = deque()
         self._wake = anyio.Event()
         self._token = anyio.lowlevel.current_token()
+        self._sent: anyio.Event | None = None
 
     async def run(self) -> None:
         """Run the "as soon as possible" callbacks, in order, until cancelled."""
@@ -74,6 +75,22 @@ class AnyioServices:
                 handle, callback = soon.popleft()
                 if not handle.cancelled:
                     callback()
+
+    async def wait_sent(self) -> None:
+        """Wait until a stream's writer has handed output to the OS, or its stream ended.
+
+        Publishers held back by a full output buffer (see ``NativeConnection``) wait here.
+        """
+        event = self._sent
+        if event is None:
+            event = self._sent = anyio.Event()
+        await event.wait()
+
+    def _on_sent(self) -> None:
+        event = self._sent
+        if event is not None:
+            self._sent = None
+            event.set()
 
     # ------------------------------------------------------------------ IOServices
 
@@ -196,7 +213,7 @@ class AnyioServices:
             on_done(error)
             return
         assert stream is not None
-        transport = _Transport(stream, listener)
+        transport = _Transport(stream, listener, self._on_sent)
         on_done(transport)
         await transport.run()
 
@@ -227,9 +244,15 @@ class _Transport:
     listener hears ``connection_lost`` exactly once.
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream, listener: StreamListener) -> None:
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        listener: StreamListener,
+        on_sent: Callable[[], None],
+    ) -> None:
         self._stream = stream
         self._listener = listener
+        self._on_sent = on_sent
         self._queue: list[Buffer] = []
         self._size = 0
         self._wake = anyio.Event()
@@ -323,6 +346,7 @@ class _Transport:
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 return exc
             self._size -= size
+            self._on_sent()
             if self._drain_wanted and not self._queue:
                 self._drain_wanted = False
                 self._listener.write_drained()
@@ -331,3 +355,4 @@ class _Transport:
         if not self._reported:
             self._reported = True
             self._listener.connection_lost(error)
+            self._on_sent()  # nothing will be sent any more: publishers waiting re-check
