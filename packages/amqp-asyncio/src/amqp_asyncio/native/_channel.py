@@ -41,6 +41,7 @@ from amqp_core.exceptions import (
     RecoveryInterrupted,
 )
 from amqp_core.exchange_type import ExchangeType
+from amqp_core.recovery import keeps_buffered_deliveries
 from amqp_core.spec import BasicProperties
 
 if TYPE_CHECKING:
@@ -275,6 +276,11 @@ class Consumer:
         )
         self._wake.set()
 
+    def _connection_lost(self) -> None:
+        # amqp_core decides what becomes of deliveries received but not yet handed out.
+        if not keeps_buffered_deliveries(self._auto_ack):
+            self._buffer.clear()
+
     def _end(self, error: BaseException | None) -> None:
         if self._finished:
             return
@@ -430,6 +436,11 @@ class NativeChannel:
                     f"({reason!r}); it may or may not have been received"
                 )
             )
+
+    def _connection_lost(self) -> None:
+        """The connection died (and recovers): its consumers' buffers hold old deliveries."""
+        for consumer in self._consumers.values():
+            consumer._connection_lost()
 
     def _on_core_close(self, core: CoreChannel, reason: BaseException) -> None:
         channels = self._connection._channels

@@ -359,6 +359,7 @@ class NativeConnection:
             self._cut.extend(self._waiters)
             for lost in self._channels.values():
                 self._cut.extend(lost._waiters)
+                lost._connection_lost()
             if self._recovery_done.is_set():
                 self._recovery_done = anyio.Event()
             if self._blocked_reason is not None:
