@@ -253,8 +253,9 @@ class Consumer:
     async def __anext__(self) -> Message:
         if not self._started:
             await self.start()
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        while not self._buffer:
+        await self._channel._connection._checkpoint_if_cancelled()
+        buffer = self._buffer
+        while not buffer:
             if self._finished:
                 if self._error is not None:
                     # The connection's error reached a task: leaving ``connect()`` need not
@@ -264,17 +265,18 @@ class Consumer:
                 raise StopAsyncIteration
             await self._wake.wait()
             self._wake = anyio.Event()
-        return self._buffer.popleft()
+        return buffer.popleft()
 
     # ------------------------------------------------------------------ from the channel
 
     def _on_message(
         self, _core: CoreChannel, method: Any, properties: BasicProperties, body: bytes
     ) -> None:
-        self._buffer.append(
-            Message(self._channel, method, properties, body, consumer_tag=method.consumer_tag)
-        )
-        self._wake.set()
+        buffer = self._buffer
+        if not buffer:
+            # Only an empty buffer can have a task waiting on it.
+            self._wake.set()
+        buffer.append(Message(self._channel, method, properties, body, method.consumer_tag))
 
     def _connection_lost(self) -> None:
         # amqp_core decides what becomes of deliveries received but not yet handed out.
@@ -751,7 +753,7 @@ class NativeChannel:
         if connection._credit <= 0 or connection._blocked_reason is not None:
             await connection._publish_pause()
         elif check_cancelled:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await connection._checkpoint_if_cancelled()
         core = self._core
         if core.is_open and self._close_reason is None and not connection._core.is_recovering:
             return core

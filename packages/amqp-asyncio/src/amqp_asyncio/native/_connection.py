@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from amqp_asyncio.native._channel import DEFAULT_MAX_IN_FLIGHT, NativeChannel
 from amqp_asyncio.native._services import AnyioServices
@@ -109,6 +108,7 @@ class NativeConnection:
         self, services: AnyioServices, write_high_water: int = DEFAULT_WRITE_HIGH_WATER
     ) -> None:
         self._services = services
+        self._checkpoint_if_cancelled = services.checkpoint_if_cancelled
         self._write_high_water = write_high_water
         # Spent by every publish; when it runs out, the publisher pauses (_publish_pause).
         self._credit = PUBLISH_CREDIT
@@ -322,7 +322,7 @@ class NativeConnection:
         closed by amqp_core, and the wait raises ``ConnectionBlockedTimeout``.
         """
         self._credit = PUBLISH_CREDIT
-        await anyio.lowlevel.checkpoint()
+        await self._services.checkpoint()
         core = self._core
         while True:
             if self._blocked_reason is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
 
 import anyio
@@ -62,6 +62,13 @@ class AnyioServices:
         self._soon: deque[tuple[_Handle, Callable[[], None]]] = deque()
         self._wake = anyio.Event()
         self._token = anyio.lowlevel.current_token()
+        # anyio.lowlevel.checkpoint_if_cancelled() looks the backend up on every call; the
+        # hot paths (every publish, every delivery) call the backend's own once resolved.
+        backend = self._token.backend_class
+        self.checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
+            backend.checkpoint_if_cancelled
+        )
+        self.checkpoint: Callable[[], Awaitable[None]] = backend.checkpoint
         self._sent: anyio.Event | None = None
 
     async def run(self) -> None:
