@@ -8,6 +8,7 @@ stops all of it, and an exception in any callback ends the task group instead of
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from collections import deque
@@ -33,6 +34,11 @@ _JOIN_LIMIT: Final = 256 * 1024
 _DRAIN_MARK: Final = 1024 * 1024
 # How long closing a TLS stream may wait for the peer to read the close_notify.
 _CLOSE_GRACE: Final = 1.0
+# How often a publisher held back by a full output buffer re-checks it.
+_SENT_POLL: Final = 0.05
+# An asyncio transport pauses its protocol above the high mark, resumes it at the low mark.
+_TRANSPORT_HIGH_WATER: Final = 256 * 1024
+_TRANSPORT_LOW_WATER: Final = 64 * 1024
 
 
 class _Handle:
@@ -70,6 +76,13 @@ class AnyioServices:
         )
         self.checkpoint: Callable[[], Awaitable[None]] = backend.checkpoint
         self._sent: anyio.Event | None = None
+        # On asyncio, plain TCP streams use the loop's transports directly (see
+        # _run_protocol_stream); on trio, and for TLS, anyio's streams.
+        self._loop: asyncio.AbstractEventLoop | None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     async def run(self) -> None:
         """Run the "as soon as possible" callbacks, in order, until cancelled."""
@@ -91,7 +104,10 @@ class AnyioServices:
         event = self._sent
         if event is None:
             event = self._sent = anyio.Event()
-        await event.wait()
+        # Bounded: the caller re-checks its condition even if no write completes meanwhile
+        # (an asyncio transport reports progress only when it resumes writing).
+        with anyio.move_on_after(_SENT_POLL):
+            await event.wait()
 
     def _on_sent(self) -> None:
         event = self._sent
@@ -107,6 +123,8 @@ class AnyioServices:
 
     def now(self) -> float:
         """Return anyio's clock (the event loop's monotonic time)."""
+        if self._loop is not None:
+            return self._loop.time()  # what anyio.current_time() returns on asyncio
         return anyio.current_time()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
@@ -140,6 +158,11 @@ class AnyioServices:
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
     ) -> _Handle:
         """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
+        numeric = _numeric_address(host, port)
+        if numeric is not None:
+            # An IP address needs no resolver: skip the worker thread that asyncio's
+            # getaddrinfo (and so anyio's) uses, a noticeable part of a short connection.
+            return self.call_later(0, lambda: on_done(numeric))
         handle = _Handle()
         self._tg.start_soon(self._resolve, host, port, on_done, handle)
         return handle
@@ -187,6 +210,9 @@ class AnyioServices:
         on_done: Callable[[Transport | BaseException], None],
         handle: _Handle,
     ) -> None:
+        if self._loop is not None and settings.ssl_context is None:
+            await self._run_protocol_stream(self._loop, settings, listener, on_done, handle)
+            return
         stream: anyio.abc.ByteStream | None = None
         error: BaseException | None = None
         with anyio.CancelScope() as scope:
@@ -199,7 +225,7 @@ class AnyioServices:
                         settings.address.sockaddr[0], settings.address.sockaddr[1]
                     )
                 stream = tcp
-                _set_tcp_options(tcp, settings)
+                _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
                 if settings.ssl_context is not None:
                     stream = await TLSStream.wrap(
                         tcp,
@@ -224,6 +250,89 @@ class AnyioServices:
         on_done(transport)
         await transport.run()
 
+    async def _run_protocol_stream(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+        handle: _Handle,
+    ) -> None:
+        """Plain TCP on asyncio: the loop's transport, owned by this task until it ends.
+
+        The loop hands received data straight to the listener and sends writes at once,
+        with no reader or writer task to wake: a round trip costs no task switches. This
+        task keeps the stream inside the task group: leaving the group aborts it, and an
+        exception raised by a callback ends the group, as on the anyio path.
+        """
+        address = settings.address
+        error: BaseException | None = None
+        transport: asyncio.BaseTransport | None = None
+        protocol = _Protocol(listener, self._on_sent)
+        _name_asyncio_for_callbacks()
+        sock = socket.socket(address.family, address.socktype, address.proto)
+        sock.setblocking(False)
+        with anyio.CancelScope() as scope:
+            if handle.cancelled:
+                sock.close()
+                return
+            handle.scope = scope
+            try:
+                with anyio.fail_after(settings.connect_timeout):
+                    await loop.sock_connect(sock, address.sockaddr)
+                _set_tcp_options(sock, settings)
+                transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+            except OSError as exc:
+                error = exc
+        if handle.cancelled or scope.cancelled_caught or error is not None:
+            if transport is not None:
+                transport.abort()  # type: ignore[attr-defined]
+            else:
+                sock.close()
+            if error is not None and not handle.cancelled:
+                handle.scope = None
+                on_done(error)
+            return
+        handle.scope = None
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(high=_TRANSPORT_HIGH_WATER, low=_TRANSPORT_LOW_WATER)
+        protocol.transport = transport
+        on_done(_ProtocolTransport(transport))
+        try:
+            await protocol.ended.wait()
+        finally:
+            if not protocol.lost:
+                transport.abort()
+                protocol.connection_lost(None)  # now, not once the loop gets to it
+        if protocol.error is not None:
+            raise protocol.error
+
+
+def _name_asyncio_for_callbacks() -> None:
+    """Let anyio calls made from the transport's callbacks know they run on asyncio.
+
+    Outside a task anyio finds the running library through sniffio's context variable
+    (``anyio.run`` sets it, ``asyncio.run`` does not). The transport's callbacks run in a
+    copy of this task's context, taken when it registers them: set it here, before.
+    """
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio then goes by the running asyncio loop
+        return
+    sniffio.current_async_library_cvar.set("asyncio")
+
+
+def _numeric_address(host: str, port: int) -> list[AddressInfo] | None:
+    """``host``'s address if it is an IP address (no lookup is made), else None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None  # a name: resolved by the resolver, which reports its errors
+    return [
+        AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
+        for family, kind, proto, _name, addr in infos
+    ]
+
 
 def _root_cause(error: BaseException) -> BaseException:
     # anyio reports a failed TLS handshake as BrokenResourceError from the ssl error; the
@@ -233,8 +342,7 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _set_tcp_options(stream: anyio.abc.SocketStream, settings: StreamSettings) -> None:
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+def _set_tcp_options(raw: socket.socket, settings: StreamSettings) -> None:
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for name, value in (settings.tcp_options or {}).items():
         option = getattr(socket, name, None)
@@ -242,6 +350,82 @@ def _set_tcp_options(stream: anyio.abc.SocketStream, settings: StreamSettings) -
             continue  # not on this platform
         level = socket.SOL_SOCKET if name == "SO_KEEPALIVE" else socket.IPPROTO_TCP
         raw.setsockopt(level, option, value)
+
+
+class _Protocol(asyncio.Protocol):
+    """Hands what an asyncio transport reports to amqp_core's listener.
+
+    An exception from the listener (a callback of the application raised it) is kept for
+    the stream's task to raise, and the stream is aborted: asyncio would only log it.
+    """
+
+    def __init__(self, listener: StreamListener, on_sent: Callable[[], None]) -> None:
+        self._listener = listener
+        self._on_sent = on_sent
+        self.transport: asyncio.Transport | None = None
+        self.ended = anyio.Event()
+        self.error: BaseException | None = None
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._listener.data_received(data)
+        except BaseException as error:  # the stream's task raises it in the task group
+            self._fail(error)
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost(None) follows
+
+    def resume_writing(self) -> None:
+        self._on_sent()
+        try:
+            self._listener.write_drained()
+        except BaseException as error:
+            self._fail(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        try:
+            self._listener.connection_lost(exc)
+        except BaseException as error:
+            if self.error is None:
+                self.error = error
+        self._on_sent()
+        self.ended.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost follows, then the task raises
+        else:
+            self.ended.set()
+
+
+class _ProtocolTransport:
+    """amqp_core's Transport over an asyncio transport: writes go out at once."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: Buffer) -> None:
+        if self._transport.is_closing():
+            return
+        # What asyncio cannot send at once it keeps, and a view's buffer may change later.
+        self._transport.write(data if type(data) is bytes else bytes(data))
+
+    def write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
 
 
 class _Transport:
