@@ -246,7 +246,9 @@ class AnyioServices:
             on_done(error)
             return
         assert stream is not None
-        transport = _Transport(stream, listener, self._on_sent)
+        # Plain TCP (on trio): an idle writer lets write() hand data to the socket at once.
+        direct = tcp.extra(anyio.abc.SocketAttribute.raw_socket) if stream is tcp else None
+        transport = _Transport(stream, listener, self._on_sent, direct)
         on_done(transport)
         await transport.run()
 
@@ -440,10 +442,13 @@ class _Transport:
         stream: anyio.abc.ByteStream,
         listener: StreamListener,
         on_sent: Callable[[], None],
+        direct: socket.socket | None = None,
     ) -> None:
         self._stream = stream
         self._listener = listener
         self._on_sent = on_sent
+        self._direct = direct
+        self._sending = False
         self._queue: list[Buffer] = []
         self._size = 0
         self._wake = anyio.Event()
@@ -458,6 +463,17 @@ class _Transport:
     def write(self, data: Buffer) -> None:
         if self._closing or self._reported:
             return
+        direct = self._direct
+        if direct is not None and not self._queue and not self._sending:
+            # Nothing queued and no send under way: the (non-blocking) socket takes what it
+            # can now, which saves waking the writer task; the writer sends the rest.
+            try:
+                sent = direct.send(data)
+            except OSError:
+                sent = 0  # full (BlockingIOError), or broken: the writer meets the error
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
         self._queue.append(data)
         self._size += len(data)
         if self._size >= _DRAIN_MARK:
@@ -527,6 +543,7 @@ class _Transport:
                 continue
             queue, self._queue = self._queue, []
             size = self._size
+            self._sending = True
             try:
                 if len(queue) > 1 and size <= _JOIN_LIMIT:
                     await stream.send(b"".join(queue))
@@ -536,6 +553,8 @@ class _Transport:
                         await stream.send(cast("bytes", piece))
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 return exc
+            finally:
+                self._sending = False
             self._size -= size
             self._on_sent()
             if self._drain_wanted and not self._queue:
