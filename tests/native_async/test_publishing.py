@@ -166,6 +166,11 @@ async def test_unsent_output_stays_below_the_high_water_mark(
                 assert peak <= bound
 
 
+def test_write_high_water_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="write_high_water"):
+        connect("amqp://localhost", write_high_water=-1)
+
+
 async def test_publish_batch(amqp_url: str) -> None:
     with anyio.fail_after(15):
         async with connect(amqp_url) as connection:

@@ -310,6 +310,11 @@ class AnyioServices:
             raise protocol.error
 
 
+def _joined(pieces: list[Buffer]) -> bytes:
+    # anyio's streams send any buffer, views included.
+    return b"".join(pieces) if len(pieces) > 1 else cast("bytes", pieces[0])
+
+
 def _name_asyncio_for_callbacks() -> None:
     """Let anyio calls made from the transport's callbacks know they run on asyncio.
 
@@ -448,6 +453,7 @@ class _Transport:
         self._listener = listener
         self._on_sent = on_sent
         self._direct = direct
+        self._direct_ok = True
         self._sending = False
         self._queue: list[Buffer] = []
         self._size = 0
@@ -464,9 +470,13 @@ class _Transport:
         if self._closing or self._reported:
             return
         direct = self._direct
-        if direct is not None and not self._queue and not self._sending:
+        if direct is not None and self._direct_ok and not self._queue and not self._sending:
             # Nothing queued and no send under way: the (non-blocking) socket takes what it
-            # can now, which saves waking the writer task; the writer sends the rest.
+            # can now, so a lone request leaves without waiting for the writer task. Once
+            # per round of the writer: what follows in the same burst is queued and joined
+            # into few large sends, not sent piece by piece.
+            self._direct_ok = False
+            self._wake.set()  # the writer re-arms it when it has nothing left to send
             try:
                 sent = direct.send(data)
             except OSError:
@@ -536,6 +546,7 @@ class _Transport:
         stream = self._stream
         while True:
             if not self._queue:
+                self._direct_ok = True
                 if self._closing:
                     return None
                 await self._wake.wait()
@@ -545,12 +556,19 @@ class _Transport:
             size = self._size
             self._sending = True
             try:
-                if len(queue) > 1 and size <= _JOIN_LIMIT:
-                    await stream.send(b"".join(queue))
-                else:
-                    for piece in queue:
-                        # Big bodies come as views; anyio's streams send any buffer.
-                        await stream.send(cast("bytes", piece))
+                # Small pieces are joined into sends of up to _JOIN_LIMIT; a big body (a
+                # view of the application's bytes) goes on its own, uncopied.
+                group: list[Buffer] = []
+                group_size = 0
+                for piece in queue:
+                    if group and group_size + len(piece) > _JOIN_LIMIT:
+                        await stream.send(_joined(group))
+                        group = []
+                        group_size = 0
+                    group.append(piece)
+                    group_size += len(piece)
+                if group:
+                    await stream.send(_joined(group))
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 return exc
             finally:
