@@ -9,6 +9,7 @@ stops all of it, and an exception in any callback ends the task group instead of
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import socket
 from collections import deque
@@ -22,7 +23,13 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from amqp_core._types import Buffer
-from amqp_core.transport import AddressInfo, StreamListener, StreamSettings, Transport
+from amqp_core.transport import (
+    AddressInfo,
+    Cancellable,
+    StreamListener,
+    StreamSettings,
+    Transport,
+)
 
 __all__ = ("AnyioServices",)
 
@@ -83,18 +90,48 @@ class AnyioServices:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
+        # On asyncio, call_later uses the loop's own call_soon / call_later (no task switch
+        # per callback), in a context where anyio knows it runs on asyncio; an exception
+        # from a callback is kept here and raised by run(), in the task group.
+        self._context: contextvars.Context | None = None
+        if self._loop is not None:
+            self._context = contextvars.copy_context()
+            self._context.run(_name_asyncio_for_callbacks)
+        self._error: BaseException | None = None
+        self._stopped = False
 
     async def run(self) -> None:
-        """Run the "as soon as possible" callbacks, in order, until cancelled."""
-        soon = self._soon
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            # Callbacks queued while these run are taken in this same round.
-            while soon:
-                handle, callback = soon.popleft()
-                if not handle.cancelled:
-                    callback()
+        """Run the "as soon as possible" callbacks, in order, until cancelled.
+
+        On asyncio the loop runs them; this task then only raises what one of them raised.
+        """
+        try:
+            if self._loop is not None:
+                await self._wake.wait()
+                assert self._error is not None
+                raise self._error
+            soon = self._soon
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                # Callbacks queued while these run are taken in this same round.
+                while soon:
+                    handle, callback = soon.popleft()
+                    if not handle.cancelled:
+                        callback()
+        finally:
+            self._stopped = True  # the task group is ending: callbacks due later do nothing
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        """Run a callback the asyncio loop calls; hand its exception to :meth:`run`."""
+        if self._stopped:
+            return
+        try:
+            callback()
+        except BaseException as error:  # raised by run(), in the task group
+            if self._error is None:
+                self._error = error
+                self._wake.set()
 
     async def wait_sent(self) -> None:
         """Wait until a stream's writer has handed output to the OS, or its stream ended.
@@ -127,8 +164,13 @@ class AnyioServices:
             return self._loop.time()  # what anyio.current_time() returns on asyncio
         return anyio.current_time()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
         """Run ``callback`` in the task group after ``delay`` seconds."""
+        loop = self._loop
+        if loop is not None:
+            if delay <= 0:
+                return loop.call_soon(self._call, callback, context=self._context)
+            return loop.call_later(delay, self._call, callback, context=self._context)
         handle = _Handle()
         if delay <= 0:
             self._soon.append((handle, callback))
@@ -156,7 +198,7 @@ class AnyioServices:
         host: str,
         port: int,
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
-    ) -> _Handle:
+    ) -> Cancellable:
         """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
         numeric = _numeric_address(host, port)
         if numeric is not None:
