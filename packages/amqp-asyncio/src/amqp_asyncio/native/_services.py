@@ -1,15 +1,23 @@
 """amqp_core's :class:`~amqp_core.transport.IOServices` on anyio (asyncio or trio).
 
-Every piece of work runs as a task of one task group, the connection's: a runner task for
-"as soon as possible" callbacks, one task per timer, one per name resolution and one per
-stream (which reads and writes through two child tasks). Leaving the task group therefore
-stops all of it, and an exception in any callback ends the task group instead of vanishing.
+Every piece of work belongs to one task group, the connection's: a runner task for "as soon
+as possible" callbacks and timers, one task per name resolution and one per stream (which, on
+trio and for TLS, reads and writes through two child tasks of anyio's streams). Leaving the task
+group therefore stops all of it, and an exception in any callback ends the task group instead of
+vanishing.
+
+On asyncio the loop's own machinery is cheaper and is used where it can be: ``call_soon`` and
+``call_later`` for the callbacks, and for plain TCP the loop's transport with a protocol, so
+that received data reaches amqp_core and writes reach the socket without a task switch. The
+exceptions those callbacks raise are still raised in the task group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
+import math
 import random
 import socket
 from collections import deque
@@ -66,6 +74,9 @@ class _Handle:
 class AnyioServices:
     """The loop services of one connection, running in ``task_group``.
 
+    :meth:`run` (a task of the group) runs the "as soon as possible" callbacks and the
+    timers; on asyncio the loop runs them itself.
+
     Args:
         task_group: the connection's task group; :meth:`run` must be started in it.
     """
@@ -73,6 +84,8 @@ class AnyioServices:
     def __init__(self, task_group: anyio.abc.TaskGroup) -> None:
         self._tg = task_group
         self._soon: deque[tuple[_Handle, Callable[[], None]]] = deque()
+        self._timers: list[tuple[float, int, _Handle, Callable[[], None]]] = []
+        self._timer_seq = 0
         self._wake = anyio.Event()
         self._token = anyio.lowlevel.current_token()
         # anyio.lowlevel.checkpoint_if_cancelled() looks the backend up on every call; the
@@ -111,14 +124,28 @@ class AnyioServices:
                 assert self._error is not None
                 raise self._error
             soon = self._soon
+            timers = self._timers
             while True:
-                await self._wake.wait()
-                self._wake = anyio.Event()
                 # Callbacks queued while these run are taken in this same round.
                 while soon:
                     handle, callback = soon.popleft()
                     if not handle.cancelled:
                         callback()
+                if timers:
+                    now = anyio.current_time()
+                    while timers and timers[0][0] <= now:
+                        _when, _seq, handle, callback = heapq.heappop(timers)
+                        if not handle.cancelled:
+                            callback()
+                    if soon:
+                        continue
+                    # Until the next timer is due, or something is queued or scheduled.
+                    with anyio.CancelScope(deadline=timers[0][0] if timers else math.inf):
+                        await self._wake.wait()
+                else:
+                    await self._wake.wait()
+                if self._wake.is_set():
+                    self._wake = anyio.Event()
         finally:
             self._stopped = True  # the task group is ending: callbacks due later do nothing
 
@@ -174,20 +201,14 @@ class AnyioServices:
         handle = _Handle()
         if delay <= 0:
             self._soon.append((handle, callback))
-            self._wake.set()
         else:
-            self._tg.start_soon(self._later, delay, callback, handle)
+            # One heap of deadlines, kept by run(): no task per timer. A cancelled timer
+            # stays in the heap until due, then is skipped.
+            self._timer_seq += 1
+            when = anyio.current_time() + delay
+            heapq.heappush(self._timers, (when, self._timer_seq, handle, callback))
+        self._wake.set()
         return handle
-
-    async def _later(self, delay: float, callback: Callable[[], None], handle: _Handle) -> None:
-        with anyio.CancelScope() as scope:
-            if handle.cancelled:
-                return
-            handle.scope = scope
-            await anyio.sleep(delay)
-            handle.scope = None
-            if not handle.cancelled:
-                callback()
 
     def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in the loop soon; from another thread (waits until it is queued)."""
