@@ -671,8 +671,15 @@ class NativeChannel:
         if isinstance(body, str):
             body = body.encode("utf-8")
         tracker = self._tracker
+        connection = self._connection
         if tracker is None:
-            self._send(exchange, routing_key, body, properties, mandatory, await self._gate())
+            core = self._ready_now()
+            if core is None:
+                core = await self._gate()
+            else:
+                await connection._checkpoint_if_cancelled()
+            core.basic_publish(exchange, routing_key, body, properties, mandatory)
+            connection._credit -= 1 + (len(body) >> 11)
             return
         await self._take_slot()
         try:
@@ -680,7 +687,8 @@ class NativeChannel:
         except BaseException:
             self._release_slot()
             raise
-        self._send(exchange, routing_key, body, properties, mandatory, core)
+        core.basic_publish(exchange, routing_key, body, properties, mandatory)
+        connection._credit -= 1 + (len(body) >> 11)
         waiter = _Confirm()
         seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
         self._confirms[seq] = waiter
@@ -719,18 +727,25 @@ class NativeChannel:
         batch = _Batch()
         outcomes: list[PublishOutcome] = []
         confirms = self._confirms
+        connection = self._connection
         for message in messages:
             exchange, routing_key, body = message[0], message[1], message[2]
             properties = message[3] if len(message) > 3 else None
             if isinstance(body, str):
                 body = body.encode("utf-8")
-            await self._take_slot()
-            try:
-                core = await self._gate(check_cancelled=False)
-            except BaseException:
-                self._release_slot()
-                raise
-            self._send(exchange, routing_key, body, properties, mandatory, core)
+            if self._free_slots > 0 and not self._slot_waiters:
+                self._free_slots -= 1
+            else:
+                await self._take_slot()
+            core = self._ready_now()
+            if core is None:
+                try:
+                    core = await self._gate(check_cancelled=False)
+                except BaseException:
+                    self._release_slot()
+                    raise
+            core.basic_publish(exchange, routing_key, body, properties, mandatory)
+            connection._credit -= 1 + (len(body) >> 11)
             outcome = tracker.published(exchange, routing_key, body, properties, mandatory)
             confirms[outcome.sequence] = batch
             batch.remaining += 1
@@ -759,17 +774,19 @@ class NativeChannel:
             return core
         return await self._ready("publish")
 
-    def _send(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: BasicProperties | None,
-        mandatory: bool,
-        core: CoreChannel,
-    ) -> None:
-        core.basic_publish(exchange, routing_key, body, properties, mandatory)
-        self._connection._credit -= 1 + (len(body) >> 11)
+    def _ready_now(self) -> CoreChannel | None:
+        """The core channel if a publish may go at once (no pause, no wait); else None."""
+        connection = self._connection
+        core = self._core
+        if (
+            connection._credit > 0
+            and connection._blocked_reason is None
+            and core.is_open
+            and self._close_reason is None
+            and not connection._core.is_recovering
+        ):
+            return core
+        return None
 
     async def _take_slot(self) -> None:
         """Take one of the ``max_in_flight`` confirm slots, waiting in turn for one."""
