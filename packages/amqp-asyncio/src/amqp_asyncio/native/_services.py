@@ -457,6 +457,9 @@ class _Protocol(asyncio.Protocol):
         if self.lost:
             return
         self.lost = True
+        # asyncio calls this in the context of whoever closed the transport (an application
+        # task, perhaps under asyncio.run): anyio must still find out it runs on asyncio.
+        _name_asyncio_for_callbacks()
         try:
             self._listener.connection_lost(exc)
         except BaseException as error:
