@@ -22,7 +22,7 @@ from amqp_core.exceptions import (
     UnroutableError,
 )
 from amqp_core.parameters import Parameters, URLParameters
-from tests.native_async.proxy import proxy_to
+from tests.native_async.proxy import Proxy, proxy_to
 from tools.broker import RabbitMQNode, find_free_port, release_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.broker]
@@ -357,3 +357,40 @@ async def test_blocked_and_unblocked(amqp_url: str, rabbitmq: RabbitMQNode) -> N
                 )
             await connection.wait_unblocked()
             assert not connection.is_blocked
+
+
+def test_runs_under_plain_asyncio_run(amqp_url: str) -> None:
+    # asyncio.run, unlike anyio.run, does not tell anyio (through sniffio) which library
+    # runs: callbacks of the loop's transport must work all the same.
+    import asyncio
+
+    async def main() -> bytes:
+        async with connect(amqp_url) as connection, await connection.channel() as channel:
+            queue = await _queue(channel)
+            async with channel.consume(queue) as messages:
+                await channel.basic_publish("", queue, b"plain asyncio")
+                message = await anext(messages)
+                await message.ack()
+                return message.body
+
+    assert asyncio.run(asyncio.wait_for(main(), 15)) == b"plain asyncio"
+
+
+async def test_an_error_raised_by_a_callback_ends_the_connection_block(
+    amqp_url: str, rabbitmq: RabbitMQNode
+) -> None:
+    def listener(_connection: object, _event: object) -> None:
+        raise RuntimeError("a listener failed")
+
+    async def run(url: str, proxy: Proxy) -> None:
+        async with connect(url) as connection:
+            connection.add_recovery_listener(listener)
+            proxy.cut()  # ConnectionLost reaches the listener, which raises
+            await anyio.sleep(10)
+
+    async with proxy_to(rabbitmq.amqp_port) as proxy:
+        url = _with_port(amqp_url, proxy.port)
+        with anyio.fail_after(15), pytest.raises(Exception) as info:  # noqa: PT011
+            await run(url, proxy)
+        # The task group's exception group carries it.
+        assert info.group_contains(RuntimeError, match="a listener failed")

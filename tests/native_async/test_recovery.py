@@ -8,7 +8,7 @@ import anyio
 import pytest
 from anyio import wait_all_tasks_blocked
 
-from amqp_asyncio import NativeConnection, connect
+from amqp_asyncio import Consumer, NativeConnection, connect
 from amqp_core.exceptions import (
     ConnectionClosedByClient,
     ConnectionRecoveryFailed,
@@ -23,6 +23,8 @@ from amqp_core.recovery import (
     RecoveryEvent,
     RecoveryFailed,
     RecoveryPolicy,
+    StaleDeliveryTag,
+    keeps_buffered_deliveries,
 )
 from tests.native_async.proxy import proxy_to
 from tests.native_async.test_native import _with_port
@@ -184,3 +186,83 @@ async def test_waiters_get_recovery_failed_when_recovery_gives_up(
                     release_port(dead)
                 assert connection.is_closed
                 assert events.count(RecoveryFailed) == 1
+
+
+async def _buffer_filled(consumer: Consumer, count: int) -> None:
+    # Deliveries received but not yet handed out (what this rule is about).
+    while len(consumer._buffer) < count:
+        await anyio.sleep(0.01)
+
+
+async def test_manual_ack_consumer_drops_its_buffer_at_the_loss(
+    amqp_url: str, rabbitmq: RabbitMQNode
+) -> None:
+    bodies = [f"m{i}".encode() for i in range(5)]
+    async with proxy_to(rabbitmq.amqp_port) as proxy:
+        url = _with_port(amqp_url, proxy.port)
+        with anyio.fail_after(30):
+            async with connect(url, recovery=FAST) as connection:
+                events = _Events(connection)
+                channel = await connection.channel()
+                # Not exclusive: the queue and its messages outlive the lost connection.
+                queue = (await channel.queue_declare(_queue_name())).queue
+                try:
+                    async with channel.consume(queue) as consumer:
+                        for body in bodies:
+                            await channel.basic_publish("", queue, body)
+                        first = await anext(consumer)
+                        assert first.body == b"m0"
+                        await _buffer_filled(consumer, 4)
+                        proxy.cut()
+                        await events.wait_for(Recovered)
+                        # The buffered copies (tags of the dead channel) are gone; the broker
+                        # redelivers all five, the one handed out before the loss included.
+                        again = [await anext(consumer) for _ in bodies]
+                        assert [m.body for m in again] == bodies
+                        assert all(m.redelivered for m in again)
+                        assert min(m.delivery_tag for m in again) > first.delivery_tag
+                        await again[-1].ack(multiple=True)
+                        await first.ack()  # stale: dropped, not sent
+                        assert events.count(StaleDeliveryTag) == 1
+                    declared = await channel.queue_declare(queue, passive=True)
+                    assert declared.message_count == 0
+                    assert channel.is_open
+                finally:
+                    await channel.queue_delete(queue)
+
+
+async def test_auto_ack_consumer_keeps_its_buffer_across_the_loss(
+    amqp_url: str, rabbitmq: RabbitMQNode
+) -> None:
+    bodies = [f"m{i}".encode() for i in range(5)]
+    async with proxy_to(rabbitmq.amqp_port) as proxy:
+        url = _with_port(amqp_url, proxy.port)
+        with anyio.fail_after(30):
+            async with connect(url, recovery=FAST) as connection:
+                events = _Events(connection)
+                channel = await connection.channel()
+                queue = (await channel.queue_declare(_queue_name())).queue
+                try:
+                    async with channel.consume(queue, auto_ack=True) as consumer:
+                        for body in bodies:
+                            await channel.basic_publish("", queue, body)
+                        assert (await anext(consumer)).body == b"m0"
+                        await _buffer_filled(consumer, 4)
+                        proxy.cut()
+                        await events.wait_for(Recovered)
+                        # The broker counts them as delivered: they are still handed out,
+                        # once, and nothing is redelivered.
+                        kept = [await anext(consumer) for _ in bodies[1:]]
+                        assert [m.body for m in kept] == bodies[1:]
+                        assert not any(m.redelivered for m in kept)
+                        await channel.basic_publish("", queue, b"after")
+                        after = await anext(consumer)
+                        assert after.body == b"after"
+                        assert not after.redelivered
+                finally:
+                    await channel.queue_delete(queue)
+
+
+def test_the_buffered_delivery_rule() -> None:
+    assert keeps_buffered_deliveries(auto_ack=True)
+    assert not keeps_buffered_deliveries(auto_ack=False)

@@ -70,6 +70,7 @@ __all__ = (
     "RecoveryPolicy",
     "StaleDeliveryTag",
     "TopologyRecoveryFailed",
+    "keeps_buffered_deliveries",
 )
 
 #: Broker close codes that another attempt would only meet again: not retried.
@@ -241,6 +242,25 @@ def is_recoverable(reason: BaseException) -> bool:
         return reason.reply_code not in FATAL_CLOSE_CODES
     # The broker stays in its resource alarm: coming back would only be blocked again.
     return not isinstance(reason, ConnectionBlockedTimeout)
+
+
+def keeps_buffered_deliveries(auto_ack: bool) -> bool:
+    """Whether a consumer still hands out, after a connection loss, what it had buffered.
+
+    An adapter that buffers deliveries between the socket and the application (an iterator,
+    a queue) holds, when the connection dies, messages received on the dead channel.
+
+    * Manual acknowledgement (``auto_ack=False``): drop them. The broker requeues every
+      unacknowledged delivery of a dead channel and delivers it again after the recovery,
+      flagged ``redelivered``; the buffered copies carry delivery tags of the dead channel,
+      whose acknowledgements would be dropped (:class:`StaleDeliveryTag`).
+    * ``auto_ack=True``: keep handing them out. The broker counted them as delivered when it
+      sent them and will not deliver them again; dropping them would lose them.
+
+    Args:
+        auto_ack: whether the consumer was started with ``auto_ack``.
+    """
+    return auto_ack
 
 
 def _fatal_open_error(error: BaseException) -> bool:

@@ -12,8 +12,9 @@ and the result is dropped.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,6 +41,7 @@ from amqp_core.exceptions import (
     RecoveryInterrupted,
 )
 from amqp_core.exchange_type import ExchangeType
+from amqp_core.recovery import keeps_buffered_deliveries
 from amqp_core.spec import BasicProperties
 
 if TYPE_CHECKING:
@@ -51,6 +53,35 @@ __all__ = ("Consumer", "Message", "NativeChannel")
 DEFAULT_MAX_IN_FLIGHT: Final = 256
 # How long leaving a consumer's ``async with`` waits for Cancel-Ok.
 _CANCEL_GRACE: Final = 5.0
+
+
+class _Confirm(Waiter[None]):
+    """The wait of one :meth:`NativeChannel.basic_publish` for its confirm."""
+
+    __slots__ = ()
+
+    def settle(self, outcome: PublishOutcome) -> None:
+        error = outcome.error
+        if error is None:
+            self.set_result(None)
+        else:
+            self.set_error(error)
+
+
+class _Batch:
+    """The wait of one :meth:`NativeChannel.publish_batch` for all its confirms."""
+
+    __slots__ = ("complete", "done", "remaining")
+
+    def __init__(self) -> None:
+        self.remaining = 0
+        self.complete = False  # every message of the batch is published
+        self.done: Waiter[None] = Waiter()
+
+    def settle(self, _outcome: PublishOutcome) -> None:
+        self.remaining -= 1
+        if not self.remaining and self.complete:
+            self.done.set_result(None)
 
 
 class Message:
@@ -222,8 +253,9 @@ class Consumer:
     async def __anext__(self) -> Message:
         if not self._started:
             await self.start()
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        while not self._buffer:
+        await self._channel._connection._checkpoint_if_cancelled()
+        buffer = self._buffer
+        while not buffer:
             if self._finished:
                 if self._error is not None:
                     # The connection's error reached a task: leaving ``connect()`` need not
@@ -233,17 +265,23 @@ class Consumer:
                 raise StopAsyncIteration
             await self._wake.wait()
             self._wake = anyio.Event()
-        return self._buffer.popleft()
+        return buffer.popleft()
 
     # ------------------------------------------------------------------ from the channel
 
     def _on_message(
         self, _core: CoreChannel, method: Any, properties: BasicProperties, body: bytes
     ) -> None:
-        self._buffer.append(
-            Message(self._channel, method, properties, body, consumer_tag=method.consumer_tag)
-        )
-        self._wake.set()
+        buffer = self._buffer
+        if not buffer:
+            # Only an empty buffer can have a task waiting on it.
+            self._wake.set()
+        buffer.append(Message(self._channel, method, properties, body, method.consumer_tag))
+
+    def _connection_lost(self) -> None:
+        # amqp_core decides what becomes of deliveries received but not yet handed out.
+        if not keeps_buffered_deliveries(self._auto_ack):
+            self._buffer.clear()
 
     def _end(self, error: BaseException | None) -> None:
         if self._finished:
@@ -269,8 +307,11 @@ class NativeChannel:
         self._waiters: set[Waiter[Any]] = set()
         self._consumers: dict[str, Consumer] = {}
         self._tracker: ConfirmTracker | None = None
-        self._confirms: dict[int, Waiter[None]] = {}
-        self._in_flight = anyio.Semaphore(max_in_flight)
+        # Who waits for each unconfirmed publish, by sequence number.
+        self._confirms: dict[int, _Confirm | _Batch] = {}
+        # Every unconfirmed publish holds one of max_in_flight slots until it is settled.
+        self._free_slots = max_in_flight
+        self._slot_waiters: deque[Waiter[None]] = deque()
         self._close_reason: BaseException | None = None
         self._closed = anyio.Event()
         core.add_on_close_callback(self._on_core_close)
@@ -398,6 +439,11 @@ class NativeChannel:
                 )
             )
 
+    def _connection_lost(self) -> None:
+        """The connection died (and recovers): its consumers' buffers hold old deliveries."""
+        for consumer in self._consumers.values():
+            consumer._connection_lost()
+
     def _on_core_close(self, core: CoreChannel, reason: BaseException) -> None:
         channels = self._connection._channels
         if channels.get(core.channel_number) is self:
@@ -407,6 +453,9 @@ class NativeChannel:
             waiter.set_error(reason)
         if self._tracker is not None:
             self._tracker.fail_all(reason)
+        for waiter in self._slot_waiters:
+            waiter.set_error(reason)
+        self._slot_waiters.clear()
         consumer_error = None if isinstance(reason, ChannelClosedByClient) else reason
         for consumer in list(self._consumers.values()):
             consumer._end(consumer_error)
@@ -429,14 +478,10 @@ class NativeChannel:
             consumer._end(ConsumerCancelled(f"the broker cancelled consumer {tag!r}"))
 
     def _on_settled(self, outcome: PublishOutcome) -> None:
+        self._release_slot()
         waiter = self._confirms.pop(outcome.sequence, None)
-        if waiter is None:
-            return  # its publisher was cancelled and no longer waits
-        error = outcome.error
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_error(error)
+        if waiter is not None:  # else its publisher was cancelled and no longer waits
+            waiter.settle(outcome)
 
     # ------------------------------------------------------------------ exchanges
 
@@ -612,8 +657,13 @@ class NativeChannel:
         Without confirms it returns once the message is queued for sending. With confirms
         (:meth:`confirm_delivery`) it returns once the broker confirmed it, and raises
         ``NackError`` if the broker refused it or ``UnroutableError`` if it was
-        ``mandatory`` and the broker could not route it. At most ``max_in_flight`` publishes
+        ``mandatory`` and the broker could not route it. At most ``max_in_flight`` messages
         wait for confirms at a time; more publishers wait for a free slot first.
+
+        Backpressure: it waits while the broker has blocked the connection, and while the
+        connection's unsent output is above its ``write_high_water``. Otherwise it lets
+        other tasks run only once every few publishes (it checks for cancellation every
+        time), so that a burst of publishes leaves in few large writes.
 
         A publisher cancelled while it waits for its confirm does not learn the outcome;
         the message may or may not have been taken by the broker.
@@ -621,26 +671,149 @@ class NativeChannel:
         if isinstance(body, str):
             body = body.encode("utf-8")
         tracker = self._tracker
+        connection = self._connection
         if tracker is None:
-            (await self._ready("publish")).basic_publish(
-                exchange, routing_key, body, properties, mandatory
-            )
-            await anyio.lowlevel.checkpoint()
+            core = self._ready_now()
+            if core is None:
+                core = await self._gate()
+            else:
+                await connection._checkpoint_if_cancelled()
+            core.basic_publish(exchange, routing_key, body, properties, mandatory)
+            connection._credit -= 1 + (len(body) >> 11)
             return
-        async with self._in_flight:
-            # A slot can be handed to a task in the same instant it is cancelled: a cancelled
-            # task must not publish.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-            (await self._ready("publish")).basic_publish(
-                exchange, routing_key, body, properties, mandatory
-            )
-            waiter: Waiter[None] = Waiter()
-            seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
-            self._confirms[seq] = waiter
+        await self._take_slot()
+        try:
+            core = await self._gate()
+        except BaseException:
+            self._release_slot()
+            raise
+        core.basic_publish(exchange, routing_key, body, properties, mandatory)
+        connection._credit -= 1 + (len(body) >> 11)
+        waiter = _Confirm()
+        seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
+        self._confirms[seq] = waiter
+        try:
+            await waiter.wait()
+        except BaseException as error:
+            self._confirms.pop(seq, None)
+            self._connection._seen(error)
+            raise
+
+    async def publish_batch(
+        self, messages: Iterable[tuple[Any, ...]], *, mandatory: bool = False
+    ) -> list[PublishOutcome]:
+        """Publish many messages with confirms, then wait until the broker settled them all.
+
+        The fastest way to publish with confirms: one task publishes, without a wait per
+        message, while at most ``max_in_flight`` messages await their confirm (the window
+        is shared with :meth:`basic_publish`). Turns confirms on if they are not yet.
+
+        Args:
+            messages: ``(exchange, routing_key, body)`` or
+                ``(exchange, routing_key, body, properties)`` tuples.
+            mandatory: publish them mandatory (unroutable ones are reported as such).
+
+        Returns:
+            One :class:`~amqp_core.confirms.PublishOutcome` per message, in order: ``ok``,
+            or ``error`` (``NackError``, ``UnroutableError``, or ``RecoveryInterrupted`` if
+            the connection was lost before the confirm).
+
+        Raises:
+            the channel's close reason if it closes before every message was published.
+        """
+        await self.confirm_delivery()
+        tracker = self._tracker
+        assert tracker is not None
+        batch = _Batch()
+        outcomes: list[PublishOutcome] = []
+        confirms = self._confirms
+        connection = self._connection
+        for message in messages:
+            exchange, routing_key, body = message[0], message[1], message[2]
+            properties = message[3] if len(message) > 3 else None
+            if isinstance(body, str):
+                body = body.encode("utf-8")
+            if self._free_slots > 0 and not self._slot_waiters:
+                self._free_slots -= 1
+            else:
+                await self._take_slot()
+            core = self._ready_now()
+            if core is None:
+                try:
+                    core = await self._gate(check_cancelled=False)
+                except BaseException:
+                    self._release_slot()
+                    raise
+            core.basic_publish(exchange, routing_key, body, properties, mandatory)
+            connection._credit -= 1 + (len(body) >> 11)
+            outcome = tracker.published(exchange, routing_key, body, properties, mandatory)
+            confirms[outcome.sequence] = batch
+            batch.remaining += 1
+            outcomes.append(outcome)
+        batch.complete = True
+        if batch.remaining:
+            # Settled by confirms, or failed all at once when the channel or connection ends.
             try:
-                await self._wait(waiter)
-            finally:
-                self._confirms.pop(seq, None)
+                await batch.done.wait()
+            except BaseException as error:
+                self._connection._seen(error)
+                raise
+        else:
+            await anyio.lowlevel.checkpoint()
+        return outcomes
+
+    async def _gate(self, check_cancelled: bool = True) -> CoreChannel:
+        """Wait as publishing must (see :meth:`basic_publish`); then the core channel."""
+        connection = self._connection
+        if connection._credit <= 0 or connection._blocked_reason is not None:
+            await connection._publish_pause()
+        elif check_cancelled:
+            await connection._checkpoint_if_cancelled()
+        core = self._core
+        if core.is_open and self._close_reason is None and not connection._core.is_recovering:
+            return core
+        return await self._ready("publish")
+
+    def _ready_now(self) -> CoreChannel | None:
+        """The core channel if a publish may go at once (no pause, no wait); else None."""
+        connection = self._connection
+        core = self._core
+        if (
+            connection._credit > 0
+            and connection._blocked_reason is None
+            and core.is_open
+            and self._close_reason is None
+            and not connection._core.is_recovering
+        ):
+            return core
+        return None
+
+    async def _take_slot(self) -> None:
+        """Take one of the ``max_in_flight`` confirm slots, waiting in turn for one."""
+        if self._free_slots > 0 and not self._slot_waiters:
+            self._free_slots -= 1
+            return
+        waiter: Waiter[None] = Waiter()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter.wait()
+        except BaseException as error:
+            if waiter.done and waiter.error is None:
+                self._release_slot()  # handed a slot in the instant it was cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self._slot_waiters.remove(waiter)
+            self._connection._seen(error)
+            raise
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done:
+                waiter.set_result(None)  # the slot passes on
+                return
+        self._free_slots += 1
 
     def consume(
         self,

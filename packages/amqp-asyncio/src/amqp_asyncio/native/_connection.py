@@ -49,6 +49,12 @@ __all__ = ("ConnectionContext", "NativeConnection", "connect")
 #: How long leaving ``async with connect(...)`` waits for an orderly close before dropping
 #: the stream.
 DEFAULT_CLOSE_TIMEOUT: Final = 10.0
+#: Unsent output, in bytes, above which ``basic_publish`` waits for the socket to take it.
+DEFAULT_WRITE_HIGH_WATER: Final = 1024 * 1024
+# ``basic_publish`` lets the event loop run (the writer task among others) once this much
+# publishing credit is spent: one unit per publish, one more per 2 KiB of body. Between those
+# points a publish only checks for cancellation, so bursts leave in few large writes.
+PUBLISH_CREDIT: Final = 128
 
 ParametersLike = str | Parameters
 
@@ -98,8 +104,14 @@ class NativeConnection:
     gives up every wait ends with ``ConnectionRecoveryFailed``.
     """
 
-    def __init__(self, services: AnyioServices) -> None:
+    def __init__(
+        self, services: AnyioServices, write_high_water: int = DEFAULT_WRITE_HIGH_WATER
+    ) -> None:
         self._services = services
+        self._checkpoint_if_cancelled = services.checkpoint_if_cancelled
+        self._write_high_water = write_high_water
+        # Spent by every publish; when it runs out, the publisher pauses (_publish_pause).
+        self._credit = PUBLISH_CREDIT
         self._opened: Waiter[None] = Waiter()
         self._closed = anyio.Event()
         self._close_reason: BaseException | None = None
@@ -300,6 +312,26 @@ class NativeConnection:
         while self._core.is_recovering and self._close_reason is None:
             await self._recovery_done.wait()
 
+    async def _publish_pause(self) -> None:
+        """Let the loop run; then wait while the broker blocks us or the output is too big.
+
+        Publishers come here once their shared credit is spent, or at once while the
+        connection is blocked: memory stays bounded by the high-water mark (plus the
+        messages published since the last pause) however fast the application publishes.
+        A connection that stays blocked longer than ``blocked_connection_timeout`` is
+        closed by amqp_core, and the wait raises ``ConnectionBlockedTimeout``.
+        """
+        self._credit = PUBLISH_CREDIT
+        await self._services.checkpoint()
+        core = self._core
+        while True:
+            if self._blocked_reason is not None:
+                await self._wait_changed()
+            elif core.is_open and core.outbound_buffer_size > self._write_high_water:
+                await self._services.wait_sent()
+            else:
+                return
+
     async def _wait(self, waiter: Waiter[Any]) -> Any:
         self._waiters.add(waiter)
         try:
@@ -327,6 +359,7 @@ class NativeConnection:
             self._cut.extend(self._waiters)
             for lost in self._channels.values():
                 self._cut.extend(lost._waiters)
+                lost._connection_lost()
             if self._recovery_done.is_set():
                 self._recovery_done = anyio.Event()
             if self._blocked_reason is not None:
@@ -391,9 +424,11 @@ class ConnectionContext:
         self,
         parameters: list[Parameters],
         close_timeout: float,
+        write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
     ) -> None:
         self._parameters = parameters
         self._close_timeout = close_timeout
+        self._write_high_water = write_high_water
         self._tg: anyio.abc.TaskGroup | None = None
         self._connection: NativeConnection | None = None
 
@@ -406,7 +441,7 @@ class ConnectionContext:
         try:
             services = AnyioServices(tg)
             tg.start_soon(services.run)
-            connection = NativeConnection(services)
+            connection = NativeConnection(services, self._write_high_water)
             connection._start(self._parameters)
             self._connection = connection
             await connection._wait(connection._opened)
@@ -446,6 +481,7 @@ def connect(
     *,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     recovery: RecoveryPolicy | _Default | None = DEFAULT_RECOVERY,
+    write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
 ) -> ConnectionContext:
     """Open a connection to RabbitMQ for the duration of an ``async with`` block.
 
@@ -460,8 +496,14 @@ def connect(
             see ``docs/recovery.md``). By default recovery is on: the parameters' own policy
             if the first one carries one, else ``RecoveryPolicy()``. ``None`` turns it off:
             a lost connection then ends the block's waits with its error.
+        write_high_water: the bound on unsent output, in bytes: while more than this waits
+            to be sent (a slow network, or a broker that stopped reading), ``basic_publish``
+            waits for the socket to take it. ``basic_publish`` also waits while the broker
+            has blocked the connection (``Connection.Blocked``).
 
     Entering the block raises what made the connection fail (``AMQPConnectionError`` for
     TCP or TLS failures with the cause in the message, ``ProbableAuthenticationError`` ...).
     """
-    return ConnectionContext(_parameters(parameters, recovery), close_timeout)
+    if write_high_water < 0:
+        raise ValueError(f"write_high_water must be >= 0, got {write_high_water}")
+    return ConnectionContext(_parameters(parameters, recovery), close_timeout, write_high_water)

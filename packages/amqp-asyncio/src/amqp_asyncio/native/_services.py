@@ -1,17 +1,27 @@
 """amqp_core's :class:`~amqp_core.transport.IOServices` on anyio (asyncio or trio).
 
-Every piece of work runs as a task of one task group, the connection's: a runner task for
-"as soon as possible" callbacks, one task per timer, one per name resolution and one per
-stream (which reads and writes through two child tasks). Leaving the task group therefore
-stops all of it, and an exception in any callback ends the task group instead of vanishing.
+Every piece of work belongs to one task group, the connection's: a runner task for "as soon
+as possible" callbacks and timers, one task per name resolution and one per stream (which, on
+trio and for TLS, reads and writes through two child tasks of anyio's streams). Leaving the task
+group therefore stops all of it, and an exception in any callback ends the task group instead of
+vanishing.
+
+On asyncio the loop's own machinery is cheaper and is used where it can be: ``call_soon`` and
+``call_later`` for the callbacks, and for plain TCP the loop's transport with a protocol, so
+that received data reaches amqp_core and writes reach the socket without a task switch. The
+exceptions those callbacks raise are still raised in the task group.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import heapq
+import math
 import random
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, cast
 
 import anyio
@@ -21,7 +31,13 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from amqp_core._types import Buffer
-from amqp_core.transport import AddressInfo, StreamListener, StreamSettings, Transport
+from amqp_core.transport import (
+    AddressInfo,
+    Cancellable,
+    StreamListener,
+    StreamSettings,
+    Transport,
+)
 
 __all__ = ("AnyioServices",)
 
@@ -33,6 +49,11 @@ _JOIN_LIMIT: Final = 256 * 1024
 _DRAIN_MARK: Final = 1024 * 1024
 # How long closing a TLS stream may wait for the peer to read the close_notify.
 _CLOSE_GRACE: Final = 1.0
+# How often a publisher held back by a full output buffer re-checks it.
+_SENT_POLL: Final = 0.05
+# An asyncio transport pauses its protocol above the high mark, resumes it at the low mark.
+_TRANSPORT_HIGH_WATER: Final = 256 * 1024
+_TRANSPORT_LOW_WATER: Final = 64 * 1024
 
 
 class _Handle:
@@ -53,6 +74,9 @@ class _Handle:
 class AnyioServices:
     """The loop services of one connection, running in ``task_group``.
 
+    :meth:`run` (a task of the group) runs the "as soon as possible" callbacks and the
+    timers; on asyncio the loop runs them itself.
+
     Args:
         task_group: the connection's task group; :meth:`run` must be started in it.
     """
@@ -60,20 +84,100 @@ class AnyioServices:
     def __init__(self, task_group: anyio.abc.TaskGroup) -> None:
         self._tg = task_group
         self._soon: deque[tuple[_Handle, Callable[[], None]]] = deque()
+        self._timers: list[tuple[float, int, _Handle, Callable[[], None]]] = []
+        self._timer_seq = 0
         self._wake = anyio.Event()
         self._token = anyio.lowlevel.current_token()
+        # anyio.lowlevel.checkpoint_if_cancelled() looks the backend up on every call; the
+        # hot paths (every publish, every delivery) call the backend's own once resolved.
+        backend = self._token.backend_class
+        self.checkpoint_if_cancelled: Callable[[], Awaitable[None]] = (
+            backend.checkpoint_if_cancelled
+        )
+        self.checkpoint: Callable[[], Awaitable[None]] = backend.checkpoint
+        self._sent: anyio.Event | None = None
+        # On asyncio, plain TCP streams use the loop's transports directly (see
+        # _run_protocol_stream); on trio, and for TLS, anyio's streams.
+        self._loop: asyncio.AbstractEventLoop | None
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+        # On asyncio, call_later uses the loop's own call_soon / call_later (no task switch
+        # per callback), in a context where anyio knows it runs on asyncio; an exception
+        # from a callback is kept here and raised by run(), in the task group.
+        self._context: contextvars.Context | None = None
+        if self._loop is not None:
+            self._context = contextvars.copy_context()
+            self._context.run(_name_asyncio_for_callbacks)
+        self._error: BaseException | None = None
+        self._stopped = False
 
     async def run(self) -> None:
-        """Run the "as soon as possible" callbacks, in order, until cancelled."""
-        soon = self._soon
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            # Callbacks queued while these run are taken in this same round.
-            while soon:
-                handle, callback = soon.popleft()
-                if not handle.cancelled:
-                    callback()
+        """Run the "as soon as possible" callbacks, in order, until cancelled.
+
+        On asyncio the loop runs them; this task then only raises what one of them raised.
+        """
+        try:
+            if self._loop is not None:
+                await self._wake.wait()
+                assert self._error is not None
+                raise self._error
+            soon = self._soon
+            timers = self._timers
+            while True:
+                # Callbacks queued while these run are taken in this same round.
+                while soon:
+                    handle, callback = soon.popleft()
+                    if not handle.cancelled:
+                        callback()
+                if timers:
+                    now = anyio.current_time()
+                    while timers and timers[0][0] <= now:
+                        _when, _seq, handle, callback = heapq.heappop(timers)
+                        if not handle.cancelled:
+                            callback()
+                    if soon:
+                        continue
+                    # Until the next timer is due, or something is queued or scheduled.
+                    with anyio.CancelScope(deadline=timers[0][0] if timers else math.inf):
+                        await self._wake.wait()
+                else:
+                    await self._wake.wait()
+                if self._wake.is_set():
+                    self._wake = anyio.Event()
+        finally:
+            self._stopped = True  # the task group is ending: callbacks due later do nothing
+
+    def _call(self, callback: Callable[[], None]) -> None:
+        """Run a callback the asyncio loop calls; hand its exception to :meth:`run`."""
+        if self._stopped:
+            return
+        try:
+            callback()
+        except BaseException as error:  # raised by run(), in the task group
+            if self._error is None:
+                self._error = error
+                self._wake.set()
+
+    async def wait_sent(self) -> None:
+        """Wait until a stream's writer has handed output to the OS, or its stream ended.
+
+        Publishers held back by a full output buffer (see ``NativeConnection``) wait here.
+        """
+        event = self._sent
+        if event is None:
+            event = self._sent = anyio.Event()
+        # Bounded: the caller re-checks its condition even if no write completes meanwhile
+        # (an asyncio transport reports progress only when it resumes writing).
+        with anyio.move_on_after(_SENT_POLL):
+            await event.wait()
+
+    def _on_sent(self) -> None:
+        event = self._sent
+        if event is not None:
+            self._sent = None
+            event.set()
 
     # ------------------------------------------------------------------ IOServices
 
@@ -83,27 +187,28 @@ class AnyioServices:
 
     def now(self) -> float:
         """Return anyio's clock (the event loop's monotonic time)."""
+        if self._loop is not None:
+            return self._loop.time()  # what anyio.current_time() returns on asyncio
         return anyio.current_time()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> _Handle:
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
         """Run ``callback`` in the task group after ``delay`` seconds."""
+        loop = self._loop
+        if loop is not None:
+            if delay <= 0:
+                return loop.call_soon(self._call, callback, context=self._context)
+            return loop.call_later(delay, self._call, callback, context=self._context)
         handle = _Handle()
         if delay <= 0:
             self._soon.append((handle, callback))
-            self._wake.set()
         else:
-            self._tg.start_soon(self._later, delay, callback, handle)
+            # One heap of deadlines, kept by run(): no task per timer. A cancelled timer
+            # stays in the heap until due, then is skipped.
+            self._timer_seq += 1
+            when = anyio.current_time() + delay
+            heapq.heappush(self._timers, (when, self._timer_seq, handle, callback))
+        self._wake.set()
         return handle
-
-    async def _later(self, delay: float, callback: Callable[[], None], handle: _Handle) -> None:
-        with anyio.CancelScope() as scope:
-            if handle.cancelled:
-                return
-            handle.scope = scope
-            await anyio.sleep(delay)
-            handle.scope = None
-            if not handle.cancelled:
-                callback()
 
     def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in the loop soon; from another thread (waits until it is queued)."""
@@ -114,8 +219,13 @@ class AnyioServices:
         host: str,
         port: int,
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
-    ) -> _Handle:
+    ) -> Cancellable:
         """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
+        numeric = _numeric_address(host, port)
+        if numeric is not None:
+            # An IP address needs no resolver: skip the worker thread that asyncio's
+            # getaddrinfo (and so anyio's) uses, a noticeable part of a short connection.
+            return self.call_later(0, lambda: on_done(numeric))
         handle = _Handle()
         self._tg.start_soon(self._resolve, host, port, on_done, handle)
         return handle
@@ -163,6 +273,9 @@ class AnyioServices:
         on_done: Callable[[Transport | BaseException], None],
         handle: _Handle,
     ) -> None:
+        if self._loop is not None and settings.ssl_context is None:
+            await self._run_protocol_stream(self._loop, settings, listener, on_done, handle)
+            return
         stream: anyio.abc.ByteStream | None = None
         error: BaseException | None = None
         with anyio.CancelScope() as scope:
@@ -175,7 +288,7 @@ class AnyioServices:
                         settings.address.sockaddr[0], settings.address.sockaddr[1]
                     )
                 stream = tcp
-                _set_tcp_options(tcp, settings)
+                _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
                 if settings.ssl_context is not None:
                     stream = await TLSStream.wrap(
                         tcp,
@@ -196,9 +309,99 @@ class AnyioServices:
             on_done(error)
             return
         assert stream is not None
-        transport = _Transport(stream, listener)
+        # Plain TCP (on trio): an idle writer lets write() hand data to the socket at once.
+        direct = tcp.extra(anyio.abc.SocketAttribute.raw_socket) if stream is tcp else None
+        transport = _Transport(stream, listener, self._on_sent, direct)
         on_done(transport)
         await transport.run()
+
+    async def _run_protocol_stream(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        settings: StreamSettings,
+        listener: StreamListener,
+        on_done: Callable[[Transport | BaseException], None],
+        handle: _Handle,
+    ) -> None:
+        """Plain TCP on asyncio: the loop's transport, owned by this task until it ends.
+
+        The loop hands received data straight to the listener and sends writes at once,
+        with no reader or writer task to wake: a round trip costs no task switches. This
+        task keeps the stream inside the task group: leaving the group aborts it, and an
+        exception raised by a callback ends the group, as on the anyio path.
+        """
+        address = settings.address
+        error: BaseException | None = None
+        transport: asyncio.BaseTransport | None = None
+        protocol = _Protocol(listener, self._on_sent)
+        _name_asyncio_for_callbacks()
+        sock = socket.socket(address.family, address.socktype, address.proto)
+        sock.setblocking(False)
+        with anyio.CancelScope() as scope:
+            if handle.cancelled:
+                sock.close()
+                return
+            handle.scope = scope
+            try:
+                with anyio.fail_after(settings.connect_timeout):
+                    await loop.sock_connect(sock, address.sockaddr)
+                _set_tcp_options(sock, settings)
+                transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+            except OSError as exc:
+                error = exc
+        if handle.cancelled or scope.cancelled_caught or error is not None:
+            if transport is not None:
+                transport.abort()  # type: ignore[attr-defined]
+            else:
+                sock.close()
+            if error is not None and not handle.cancelled:
+                handle.scope = None
+                on_done(error)
+            return
+        handle.scope = None
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(high=_TRANSPORT_HIGH_WATER, low=_TRANSPORT_LOW_WATER)
+        protocol.transport = transport
+        on_done(_ProtocolTransport(transport))
+        try:
+            await protocol.ended.wait()
+        finally:
+            if not protocol.lost:
+                transport.abort()
+                protocol.connection_lost(None)  # now, not once the loop gets to it
+        if protocol.error is not None:
+            raise protocol.error
+
+
+def _joined(pieces: list[Buffer]) -> bytes:
+    # anyio's streams send any buffer, views included.
+    return b"".join(pieces) if len(pieces) > 1 else cast("bytes", pieces[0])
+
+
+def _name_asyncio_for_callbacks() -> None:
+    """Let anyio calls made from the transport's callbacks know they run on asyncio.
+
+    Outside a task anyio finds the running library through sniffio's context variable
+    (``anyio.run`` sets it, ``asyncio.run`` does not). The transport's callbacks run in a
+    copy of this task's context, taken when it registers them: set it here, before.
+    """
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - anyio then goes by the running asyncio loop
+        return
+    sniffio.current_async_library_cvar.set("asyncio")
+
+
+def _numeric_address(host: str, port: int) -> list[AddressInfo] | None:
+    """``host``'s address if it is an IP address (no lookup is made), else None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None  # a name: resolved by the resolver, which reports its errors
+    return [
+        AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
+        for family, kind, proto, _name, addr in infos
+    ]
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -209,8 +412,7 @@ def _root_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _set_tcp_options(stream: anyio.abc.SocketStream, settings: StreamSettings) -> None:
-    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+def _set_tcp_options(raw: socket.socket, settings: StreamSettings) -> None:
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     for name, value in (settings.tcp_options or {}).items():
         option = getattr(socket, name, None)
@@ -220,6 +422,85 @@ def _set_tcp_options(stream: anyio.abc.SocketStream, settings: StreamSettings) -
         raw.setsockopt(level, option, value)
 
 
+class _Protocol(asyncio.Protocol):
+    """Hands what an asyncio transport reports to amqp_core's listener.
+
+    An exception from the listener (a callback of the application raised it) is kept for
+    the stream's task to raise, and the stream is aborted: asyncio would only log it.
+    """
+
+    def __init__(self, listener: StreamListener, on_sent: Callable[[], None]) -> None:
+        self._listener = listener
+        self._on_sent = on_sent
+        self.transport: asyncio.Transport | None = None
+        self.ended = anyio.Event()
+        self.error: BaseException | None = None
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._listener.data_received(data)
+        except BaseException as error:  # the stream's task raises it in the task group
+            self._fail(error)
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost(None) follows
+
+    def resume_writing(self) -> None:
+        self._on_sent()
+        try:
+            self._listener.write_drained()
+        except BaseException as error:
+            self._fail(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        # asyncio calls this in the context of whoever closed the transport (an application
+        # task, perhaps under asyncio.run): anyio must still find out it runs on asyncio.
+        _name_asyncio_for_callbacks()
+        try:
+            self._listener.connection_lost(exc)
+        except BaseException as error:
+            if self.error is None:
+                self.error = error
+        self._on_sent()
+        self.ended.set()
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost follows, then the task raises
+        else:
+            self.ended.set()
+
+
+class _ProtocolTransport:
+    """amqp_core's Transport over an asyncio transport: writes go out at once."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def write(self, data: Buffer) -> None:
+        if self._transport.is_closing():
+            return
+        # What asyncio cannot send at once it keeps, and a view's buffer may change later.
+        self._transport.write(data if type(data) is bytes else bytes(data))
+
+    def write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
 class _Transport:
     """A connected stream, as amqp_core's :class:`~amqp_core.transport.Transport`.
 
@@ -227,9 +508,19 @@ class _Transport:
     listener hears ``connection_lost`` exactly once.
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream, listener: StreamListener) -> None:
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        listener: StreamListener,
+        on_sent: Callable[[], None],
+        direct: socket.socket | None = None,
+    ) -> None:
         self._stream = stream
         self._listener = listener
+        self._on_sent = on_sent
+        self._direct = direct
+        self._direct_ok = True
+        self._sending = False
         self._queue: list[Buffer] = []
         self._size = 0
         self._wake = anyio.Event()
@@ -244,6 +535,21 @@ class _Transport:
     def write(self, data: Buffer) -> None:
         if self._closing or self._reported:
             return
+        direct = self._direct
+        if direct is not None and self._direct_ok and not self._queue and not self._sending:
+            # Nothing queued and no send under way: the (non-blocking) socket takes what it
+            # can now, so a lone request leaves without waiting for the writer task. Once
+            # per round of the writer: what follows in the same burst is queued and joined
+            # into few large sends, not sent piece by piece.
+            self._direct_ok = False
+            self._wake.set()  # the writer re-arms it when it has nothing left to send
+            try:
+                sent = direct.send(data)
+            except OSError:
+                sent = 0  # full (BlockingIOError), or broken: the writer meets the error
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
         self._queue.append(data)
         self._size += len(data)
         if self._size >= _DRAIN_MARK:
@@ -306,6 +612,7 @@ class _Transport:
         stream = self._stream
         while True:
             if not self._queue:
+                self._direct_ok = True
                 if self._closing:
                     return None
                 await self._wake.wait()
@@ -313,16 +620,27 @@ class _Transport:
                 continue
             queue, self._queue = self._queue, []
             size = self._size
+            self._sending = True
             try:
-                if len(queue) > 1 and size <= _JOIN_LIMIT:
-                    await stream.send(b"".join(queue))
-                else:
-                    for piece in queue:
-                        # Big bodies come as views; anyio's streams send any buffer.
-                        await stream.send(cast("bytes", piece))
+                # Small pieces are joined into sends of up to _JOIN_LIMIT; a big body (a
+                # view of the application's bytes) goes on its own, uncopied.
+                group: list[Buffer] = []
+                group_size = 0
+                for piece in queue:
+                    if group and group_size + len(piece) > _JOIN_LIMIT:
+                        await stream.send(_joined(group))
+                        group = []
+                        group_size = 0
+                    group.append(piece)
+                    group_size += len(piece)
+                if group:
+                    await stream.send(_joined(group))
             except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
                 return exc
+            finally:
+                self._sending = False
             self._size -= size
+            self._on_sent()
             if self._drain_wanted and not self._queue:
                 self._drain_wanted = False
                 self._listener.write_drained()
@@ -331,3 +649,4 @@ class _Transport:
         if not self._reported:
             self._reported = True
             self._listener.connection_lost(error)
+            self._on_sent()  # nothing will be sent any more: publishers waiting re-check

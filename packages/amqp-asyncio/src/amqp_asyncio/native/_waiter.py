@@ -17,14 +17,19 @@ _T = TypeVar("_T")
 
 
 class Waiter(Generic[_T]):
-    """One result or one error; the first one set wins."""
+    """One result or one error; the first one set wins.
 
-    __slots__ = ("_error", "_event", "_value", "done")
+    Attributes:
+        done: True once settled.
+        error: the error it was settled with, if any.
+    """
+
+    __slots__ = ("_event", "_value", "done", "error")
 
     def __init__(self) -> None:
         self._event = anyio.Event()
         self._value: _T | None = None
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
         self.done = False
 
     def set_result(self, value: _T) -> None:
@@ -38,12 +43,12 @@ class Waiter(Generic[_T]):
         """Settle with ``error`` (ignored if already settled)."""
         if not self.done:
             self.done = True
-            self._error = error
+            self.error = error
             self._event.set()
 
     async def wait(self) -> _T:
         """Wait for the result; raise the error if that is what was set."""
         await self._event.wait()
-        if self._error is not None:
-            raise self._error
+        if self.error is not None:
+            raise self.error
         return cast("_T", self._value)
