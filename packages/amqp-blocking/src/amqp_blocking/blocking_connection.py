@@ -50,7 +50,7 @@ from amqp_core.exceptions import (
 )
 from amqp_core.exchange_type import ExchangeType
 from amqp_core.parameters import Parameters
-from amqp_core.recovery import ConnectionLost, RecoveryEvent
+from amqp_core.recovery import ConnectionLost, RecoveryEvent, keeps_buffered_deliveries
 from amqp_core.spec import BasicProperties
 
 __all__ = (
@@ -662,8 +662,7 @@ class BlockingChannel:
             )
         self._confirm_cond.notify_all()
         for consumer in self._consumers.values():
-            if not consumer.auto_ack:
-                # The broker requeues them; their tags would be stale. They come again.
+            if not keeps_buffered_deliveries(consumer.auto_ack):
                 consumer.pending.clear()
         self._events.append(_noop)
 
