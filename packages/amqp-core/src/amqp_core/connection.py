@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from amqp_core import events as ev
 from amqp_core import frame, spec
 from amqp_core._topology import Topology
+from amqp_core._types import Buffer
 from amqp_core._workflow import ConnectionWorkflow
 from amqp_core.data import FieldTable, FieldValue
 from amqp_core.engine import Engine
@@ -80,8 +81,9 @@ from amqp_core.config import PRODUCT
 WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
 #: Seconds the transport gets to send our Close-Ok after the broker closed the connection.
 CLOSE_GRACE: Final = 2.0
-# Output pieces at most this big in total are joined into one write.
-_JOIN_LIMIT: Final = 64 * 1024
+# Small output pieces (a published message each) are joined into writes of about this size: an
+# adapter's write has a fixed cost (a syscall, a future, a loop callback) far above a copy.
+_JOIN_LIMIT: Final = 128 * 1024
 
 OnOpen = Callable[["Connection"], None]
 OnError = Callable[["Connection", BaseException], None]
@@ -963,11 +965,10 @@ class Connection:
         transport = stream.transport
         if force or transport.write_buffer_size() < WRITE_HIGH_WATER:
             buffers = engine.buffers_to_send()
-            if len(buffers) > 1 and sum(len(piece) for piece in buffers) <= _JOIN_LIMIT:
-                transport.write(b"".join(buffers))
-            else:
-                for piece in buffers:
-                    transport.write(piece)
+            if len(buffers) == 1:
+                transport.write(buffers[0])
+            elif buffers:
+                _write_joined(transport, buffers)
         self._rearm_timer()
 
     def _rearm_timer(self) -> None:
@@ -995,6 +996,33 @@ class Connection:
         assert engine is not None
         engine.handle_timer(self._io.now())
         self._process()
+
+
+def _write_joined(transport: Transport, buffers: list[Buffer]) -> None:
+    """Write ``buffers`` in order, small pieces joined into writes of about ``_JOIN_LIMIT``.
+
+    A view of a large body (see :func:`amqp_core.frame.encode_message`) or a piece of
+    ``_JOIN_LIMIT`` or more is written as it is, never copied.
+    """
+    run: list[Buffer] = []
+    size = 0
+    for piece in buffers:
+        length = len(piece)
+        if length >= _JOIN_LIMIT or type(piece) is memoryview:
+            if run:
+                transport.write(b"".join(run))
+                run = []
+                size = 0
+            transport.write(piece)
+            continue
+        run.append(piece)
+        size += length
+        if size >= _JOIN_LIMIT:
+            transport.write(b"".join(run))
+            run = []
+            size = 0
+    if run:
+        transport.write(b"".join(run) if len(run) > 1 else run[0])
 
 
 # Channel events dispatched to a Channel method of this name.
