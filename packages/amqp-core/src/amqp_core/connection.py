@@ -81,6 +81,8 @@ from amqp_core.config import PRODUCT
 WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
 #: Seconds the transport gets to send our Close-Ok after the broker closed the connection.
 CLOSE_GRACE: Final = 2.0
+# While dispatching a long run of events, write what they produced every this many events.
+_FLUSH_EVERY: Final = 64
 # Small output pieces (a published message each) are joined into writes of about this size: an
 # adapter's write has a fixed cost (a syscall, a future, a loop callback) far above a copy.
 _JOIN_LIMIT: Final = 128 * 1024
@@ -734,12 +736,18 @@ class Connection:
         if self._dispatching:
             return
         self._dispatching = True
+        dispatched = 0
         try:
             while (engine := self._engine) is not None:
                 event = engine.next_event()
                 if event is NEED_DATA:
                     break
                 self._dispatch(event)
+                dispatched += 1
+                if dispatched % _FLUSH_EVERY == 0:
+                    # One read can hold a whole prefetch window of deliveries: send the acks
+                    # given so far now, so that the broker refills the window while we work.
+                    self._flush()
         except BaseException:
             # A user callback raised: let it out (pika's behaviour), and pick up the events
             # still queued on the next loop iteration.

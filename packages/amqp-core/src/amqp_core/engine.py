@@ -315,7 +315,6 @@ class Engine:
         self._close_exception: AMQPConnectionError = ConnectionClosedByClient(
             200, "Normal shutdown"
         )
-        self._no_properties = spec.BasicProperties()
         self._channel_handlers: dict[int, Callable[[_Channel, Method], None]] = {
             _DELIVER: self._recv_content_method,
             _RETURN: self._recv_content_method,
@@ -738,7 +737,7 @@ class Engine:
         pieces = encode_message(
             channel_id,
             method_frame,
-            self._no_properties if properties is None else properties,
+            properties,
             body,
             self._frame_max_out,
         )
