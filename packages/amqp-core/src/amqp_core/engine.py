@@ -490,7 +490,9 @@ class Engine:
         if not self._heartbeat or self._state is ConnectionState.CLOSED:
             return
         silent = now - self._last_received
-        if silent >= 2 * self._heartbeat:
+        # The deadline compared exactly as next_timer computes it: ``now - last >= 2 * hb`` can
+        # be False at ``now == last + 2 * hb`` by rounding, and the timer would fire forever.
+        if now >= self._last_received + 2 * self._heartbeat:
             text = f"no data from the broker for {silent:.1f} s (heartbeat {self._heartbeat} s)"
             self._terminate(ConnectionInput.TIMEOUT, 0, text, AMQPHeartbeatTimeout(text))
             return
