@@ -465,3 +465,35 @@ def test_large_message_many_buffers() -> None:
     ch.basic_publish("", "q", body)
     io.run()
     assert rec.named("m")[0][3] == body
+
+
+def test_output_joined_into_few_writes_large_bodies_not_copied() -> None:
+    io, conn, rec = open_connection()
+    ch = open_channel(io, conn)
+    ch.queue_declare("q", callback=rec("d"))
+    ch.basic_consume("q", rec("m"), auto_ack=True)
+    io.run()
+    before = len(io.transport.written)
+    writes: list[Any] = []
+    real_write = io.transport.write
+
+    def spy(data: Any) -> None:
+        writes.append(data)
+        real_write(data)
+
+    io.transport.write = spy  # type: ignore[method-assign]
+    big = bytes(range(256)) * 1024  # 256 KiB: several body frames, views of the caller's body
+    for i in range(3000):
+        ch.basic_publish("", "q", b"%d" % i)
+    ch.basic_publish("", "q", big)
+    ch.basic_publish("", "q", b"last")
+    io.run()
+    bodies = [args[3] for args in rec.named("m")]
+    assert bodies == [b"%d" % i for i in range(3000)] + [big, b"last"]
+    # 3000 small messages (~90 KB each joined run), then the big body's frames: a few dozen
+    # writes, not one per message; every view of the big body is handed over as it is.
+    assert len(writes) < 20
+    assert len(io.transport.written) - before == len(writes)
+    views = [w for w in writes if type(w) is memoryview]
+    assert views and all(w.obj is big for w in views)
+    assert sum(len(w) for w in views) == len(big)

@@ -562,3 +562,36 @@ def test_decode_content_leaves_a_bad_empty_message_to_the_per_frame_path() -> No
     with pytest.raises(InvalidFrameError) as info:
         _walk_frames(bytes(bad), 0)
     assert info.value.reply_code == 501
+
+
+@pytest.mark.parametrize(
+    ("body", "frame_max"),
+    [
+        (b"", 131072),
+        (b"x" * 64, 131072),
+        (b"x" * 64, 0),
+        (bytearray(b"b" * 100), 4096),
+        (b"y" * 4088, 4096),  # exactly one full frame
+        (b"y" * 4089, 4096),  # one byte over: two body frames
+        (b"z" * 70000, 0),
+    ],
+)
+def test_encode_message_without_properties(body: bytes, frame_max: int) -> None:
+    # None means an empty BasicProperties: the same frames, and the same pieces.
+    method = frame.encode_method_frame(2, spec.Basic.Publish(exchange="", routing_key="q"))
+    bare = frame.encode_message(2, method, None, body, frame_max)
+    empty = frame.encode_message(2, method, spec.BasicProperties(), body, frame_max)
+    assert b"".join(bytes(p) for p in bare) == b"".join(bytes(p) for p in empty)
+    assert [type(p) for p in bare] == [type(p) for p in empty]
+    frames = _parse_all(b"".join(bytes(p) for p in bare), frame_max)
+    header = frames[1]
+    assert isinstance(header, frame.Header)
+    assert header.body_size == len(body)
+    assert header.properties == spec.BasicProperties()
+    assert b"".join(f.fragment for f in frames[2:] if isinstance(f, frame.Body)) == body
+
+
+def test_encode_message_without_properties_refuses_small_frame_max() -> None:
+    method = frame.encode_method_frame(1, spec.Basic.Publish())
+    with pytest.raises(ValueError, match="frame_max"):
+        frame.encode_message(1, method, None, b"x", 100)

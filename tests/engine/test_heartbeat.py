@@ -99,3 +99,30 @@ def test_unconfirmed_count_without_confirms() -> None:
     pair.open()
     ch = pair.channel()
     assert pair.client.unconfirmed_count(ch) == 0
+
+
+def test_silent_peer_is_dead_at_the_deadline_next_timer_gives() -> None:
+    # (last + 20) - last < 20 for this float: the timer at next_timer() must still end it, or
+    # a loop that runs due timers would run this one forever.
+    last = 501.24324746869576
+    assert (last + 20) - last < 20
+    pair = Pair(broker=FakeBroker(heartbeat=10))
+    pair.open()
+    client = pair.client
+    while (timer := client.next_timer()) is not None and timer < last:
+        client.handle_timer(timer)
+        client.receive_data(encode_heartbeat(), timer)
+    client.receive_data(encode_heartbeat(), last)
+    deadline = last + 20
+    for _ in range(10):
+        timer = client.next_timer()
+        if timer is None:
+            break
+        assert timer <= deadline
+        client.handle_timer(timer)
+    assert client.state is ConnectionState.CLOSED
+    events = pair.drain()
+    assert any(
+        isinstance(e, ConnectionClosed) and isinstance(e.exception, AMQPHeartbeatTimeout)
+        for e in events
+    )

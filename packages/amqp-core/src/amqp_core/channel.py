@@ -190,7 +190,10 @@ class Channel:
         return engine
 
     def _sent(self) -> None:
-        self.connection._schedule_flush()
+        connection = self.connection
+        # Checked here first: after the first command of a burst, a flush is already due.
+        if connection._flush_pending is None:
+            connection._schedule_flush()
 
     # ------------------------------------------------------------------ callbacks
 

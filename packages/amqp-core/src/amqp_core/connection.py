@@ -83,10 +83,13 @@ from amqp_core.config import PRODUCT
 WRITE_HIGH_WATER: Final = 4 * 1024 * 1024
 #: Seconds the transport gets to send our Close-Ok after the broker closed the connection.
 CLOSE_GRACE: Final = 2.0
-# Output pieces at most this big in total are joined into one write.
-_JOIN_LIMIT: Final = 64 * 1024
 # The unsent-output limit when there is none (max_unsent_bytes None or 0): never reached.
 _UNBOUNDED: Final = 1 << 62
+# While dispatching a long run of events, write what they produced every this many events.
+_FLUSH_EVERY: Final = 64
+# Small output pieces (a published message each) are joined into writes of about this size: an
+# adapter's write has a fixed cost (a syscall, a future, a loop callback) far above a copy.
+_JOIN_LIMIT: Final = 128 * 1024
 
 OnOpen = Callable[["Connection"], None]
 OnError = Callable[["Connection", BaseException], None]
@@ -781,12 +784,18 @@ class Connection:
         if self._dispatching:
             return
         self._dispatching = True
+        dispatched = 0
         try:
             while (engine := self._engine) is not None:
                 event = engine.next_event()
                 if event is NEED_DATA:
                     break
                 self._dispatch(event)
+                dispatched += 1
+                if dispatched % _FLUSH_EVERY == 0:
+                    # One read can hold a whole prefetch window of deliveries: send the acks
+                    # given so far now, so that the broker refills the window while we work.
+                    self._flush()
         except BaseException:
             # A user callback raised: let it out (pika's behaviour), and pick up the events
             # still queued on the next loop iteration.
@@ -1055,7 +1064,7 @@ class Connection:
             piece = backlog.popleft()
             length = len(piece)
             written += length
-            if length >= _JOIN_LIMIT:
+            if length >= _JOIN_LIMIT or type(piece) is memoryview:
                 if batch:
                     transport.write(b"".join(batch))
                     batch = []

@@ -315,7 +315,6 @@ class Engine:
         self._close_exception: AMQPConnectionError = ConnectionClosedByClient(
             200, "Normal shutdown"
         )
-        self._no_properties = spec.BasicProperties()
         self._channel_handlers: dict[int, Callable[[_Channel, Method], None]] = {
             _DELIVER: self._recv_content_method,
             _RETURN: self._recv_content_method,
@@ -505,7 +504,9 @@ class Engine:
         if not self._heartbeat or self._state is ConnectionState.CLOSED:
             return
         silent = now - self._last_received
-        if silent >= 2 * self._heartbeat:
+        # The deadline compared exactly as next_timer computes it: ``now - last >= 2 * hb`` can
+        # be False at ``now == last + 2 * hb`` by rounding, and the timer would fire forever.
+        if now >= self._last_received + 2 * self._heartbeat:
             text = f"no data from the broker for {silent:.1f} s (heartbeat {self._heartbeat} s)"
             self._terminate(ConnectionInput.TIMEOUT, 0, text, AMQPHeartbeatTimeout(text))
             return
@@ -752,7 +753,7 @@ class Engine:
         pieces = encode_message(
             channel_id,
             method_frame,
-            self._no_properties if properties is None else properties,
+            properties,
             body,
             self._frame_max_out,
         )

@@ -285,6 +285,12 @@ def encode_heartbeat() -> bytes:
     return _HEARTBEAT
 
 
+# A content header without properties (flag word 0), its end octet and the head of the body
+# frame that follows it.
+_pack_bare_head = struct.Struct(">BHIHHQHBBHI").pack
+_BASIC_CLASS: Final = spec.BasicProperties.INDEX
+_NO_PROPERTIES: Final = spec.BasicProperties()
+
 # Bodies up to this size are copied into the one joined buffer of the message; larger ones are
 # handed out as views so that a big message is never copied just to put frame headers around it.
 _JOIN_BODY_LIMIT: Final = 64 * 1024
@@ -293,7 +299,7 @@ _JOIN_BODY_LIMIT: Final = 64 * 1024
 def encode_message(
     channel_number: int,
     method_frame: bytes,
-    properties: Properties,
+    properties: Properties | None,
     body: bytes | bytearray | memoryview,
     frame_max: int,
 ) -> list[Buffer]:
@@ -308,7 +314,7 @@ def encode_message(
         channel_number: the channel.
         method_frame: the already encoded method frame (see :func:`encode_method_frame`), which a
             caller publishing repeatedly to one exchange and routing key may cache.
-        properties: the content properties.
+        properties: the content properties, or None for an empty ``BasicProperties``.
         body: the message body.
         frame_max: the negotiated maximum frame size, or 0 for no limit.
 
@@ -319,6 +325,35 @@ def encode_message(
         ValueError: ``frame_max`` is below the spec's minimum frame size.
     """
     body_size = len(body)
+    if properties is None:
+        if 0 < body_size <= _JOIN_BODY_LIMIT and (
+            not frame_max or spec.FRAME_MIN_SIZE <= frame_max >= body_size + FRAME_OVERHEAD
+        ):
+            # The most common publish: no properties, a body that fits one frame. Its header
+            # frame and the body frame's head are one precompiled struct.
+            return [
+                b"".join(
+                    (
+                        method_frame,
+                        _pack_bare_head(
+                            spec.FRAME_HEADER,
+                            channel_number,
+                            _CONTENT_HEADER.size + 2,
+                            _BASIC_CLASS,
+                            0,
+                            body_size,
+                            0,
+                            _FRAME_END,
+                            spec.FRAME_BODY,
+                            channel_number,
+                            body_size,
+                        ),
+                        body,
+                        FRAME_END_BYTE,
+                    )
+                )
+            ]
+        properties = _NO_PROPERTIES
     props = properties.pack()
     header = _HEADER_FRAME_START.pack(
         spec.FRAME_HEADER,

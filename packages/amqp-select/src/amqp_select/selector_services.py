@@ -323,23 +323,26 @@ class _SocketTransport:
     def write(self, data: Buffer) -> None:
         if self._sock is None or self._closing:
             return
-        view = memoryview(data)
-        if not view.nbytes:
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        if not size:
             return
+        sent = 0
         if not self._outgoing:
             try:
-                sent = self._sock.send(view)
+                sent = self._sock.send(data)
             except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                 sent = 0
             except OSError as exc:
                 self._shut(exc)
                 return
-            if sent == view.nbytes:
+            if sent == size:
                 return
-            view = view[sent:]
-        # What stays queued is copied: the caller may reuse its buffer once write returns.
-        self._outgoing.append(bytes(view))
-        self._outgoing_size += view.nbytes
+        # What stays queued is copied unless it is a whole immutable bytes: the caller may
+        # reuse a mutable buffer once write returns.
+        if sent or type(data) is not bytes:
+            data = bytes(memoryview(data).cast("B")[sent:])
+        self._outgoing.append(data)
+        self._outgoing_size += size - sent
         if self._outgoing_size > WRITE_LOW_WATER:
             self._above_low_water = True
         self._watch(self._loop.READ | self._loop.WRITE)

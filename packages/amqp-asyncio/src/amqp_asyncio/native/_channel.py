@@ -719,7 +719,8 @@ class NativeChannel:
             the connection was lost before the confirm).
 
         Raises:
-            the channel's close reason if it closes before every message was published.
+            AMQPChannelError: the channel's close reason (or the connection's, an
+                AMQPConnectionError), if it closes before every message was published.
         """
         await self.confirm_delivery()
         tracker = self._tracker
