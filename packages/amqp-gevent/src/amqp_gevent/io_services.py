@@ -115,11 +115,15 @@ class _TLS:
         pieces: list[bytes] = []
         while True:
             try:
-                pieces.append(self.session.read(_READ_CHUNK))
+                piece = self.session.read(_READ_CHUNK)
             except ssl.SSLWantReadError:
                 return b"".join(pieces), False
             except ssl.SSLZeroReturnError:
                 return b"".join(pieces), True
+            if not piece:
+                # The peer's close_notify: SSLObject.read answers it with b"", not an error.
+                return b"".join(pieces), True
+            pieces.append(piece)
 
     def encrypt(self, data: Buffer) -> bytes:
         self.session.write(data)
