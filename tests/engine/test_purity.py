@@ -17,6 +17,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Building the ssl.SSLContext of an amqps:// URL (and checking SSLOptions' type) is
     # configuration, not I/O: no socket is opened; the adapter wraps the stream with it.
     "parameters.py": frozenset({"ssl"}),
+    # TLS over memory BIOs: ciphertext in, plaintext out; the adapter owns the socket.
+    "tls.py": frozenset({"ssl"}),
     # Only under TYPE_CHECKING, for the ssl.SSLContext annotation of StreamSettings.
     "transport.py": frozenset({"ssl"}),
 }

@@ -28,6 +28,7 @@ import gevent.socket
 from gevent.hub import Hub
 
 from amqp_core._types import Buffer
+from amqp_core.tls import TLSSession
 from amqp_core.transport import (
     AddressInfo,
     Cancellable,
@@ -76,58 +77,33 @@ class _Greenlet:
         self._greenlet.kill(block=False)
 
 
-class _TLS:
-    """A TLS session over memory BIOs: the socket carries what ``outgoing`` collects."""
+class _TLS(TLSSession):
+    """amqp_core's TLS session, with a handshake run on the (cooperative) socket itself."""
 
-    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.session = context.wrap_bio(
-            self.incoming, self.outgoing, server_hostname=server_hostname
-        )
+    __slots__ = ()
 
-    def handshake(self, sock: Any) -> None:
+    def handshake_on(self, sock: Any) -> None:
+        """Run the whole handshake over ``sock``.
+
+        Raises:
+            ssl.SSLError: the handshake failed (our alert was sent to the peer first).
+        """
+        data = b""
         while True:
             try:
-                self.session.do_handshake()
-            except ssl.SSLWantReadError:
-                if self.outgoing.pending:
-                    sock.sendall(self.outgoing.read())
-                data = sock.recv(_READ_CHUNK)
-                if not data:
-                    raise ssl.SSLEOFError(
-                        8, "the peer closed the stream in the TLS handshake"
-                    ) from None
-                self.incoming.write(data)
+                done = self.handshake(data)
             except ssl.SSLError:
                 # Send our alert, so the peer learns why, then report the failure.
                 with contextlib.suppress(OSError):
                     sock.sendall(self.outgoing.read())
                 raise
-            else:
-                if self.outgoing.pending:
-                    sock.sendall(self.outgoing.read())
+            if self.outgoing.pending:
+                sock.sendall(self.outgoing.read())
+            if done:
                 return
-
-    def decrypt(self, data: bytes) -> tuple[bytes, bool]:
-        """Return the plaintext that ``data`` completes, and whether the peer closed TLS."""
-        self.incoming.write(data)
-        pieces: list[bytes] = []
-        while True:
-            try:
-                piece = self.session.read(_READ_CHUNK)
-            except ssl.SSLWantReadError:
-                return b"".join(pieces), False
-            except ssl.SSLZeroReturnError:
-                return b"".join(pieces), True
-            if not piece:
-                # The peer's close_notify: SSLObject.read answers it with b"", not an error.
-                return b"".join(pieces), True
-            pieces.append(piece)
-
-    def encrypt(self, data: Buffer) -> bytes:
-        self.session.write(data)
-        return self.outgoing.read()
+            data = sock.recv(_READ_CHUNK)
+            if not data:
+                raise ssl.SSLEOFError(8, "the peer closed the stream in the TLS handshake")
 
 
 class _StreamTransport:
@@ -340,7 +316,7 @@ class GeventIOServices:
             tls = None
             if settings.ssl_context is not None:
                 tls = _TLS(settings.ssl_context, settings.server_hostname or settings.host)
-                tls.handshake(sock)
+                tls.handshake_on(sock)
         except Exception as exc:
             if sock is not None:
                 sock.close()

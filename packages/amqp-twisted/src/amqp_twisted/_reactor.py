@@ -22,9 +22,8 @@ from twisted.internet import protocol, threads
 from twisted.python.failure import Failure
 
 from amqp_core._types import Buffer
+from amqp_core.tls import TLSSession
 from amqp_core.transport import AddressInfo, Cancellable, StreamListener, StreamSettings, Transport
-
-_READ_CHUNK = 256 * 1024
 
 
 class _Operation:
@@ -44,46 +43,6 @@ class _Operation:
             self.on_cancel()
 
 
-class _TLS:
-    """A TLS client session over memory BIOs: the stream carries what ``outgoing`` collects."""
-
-    def __init__(self, context: ssl.SSLContext, server_hostname: str) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.session = context.wrap_bio(
-            self.incoming, self.outgoing, server_hostname=server_hostname
-        )
-
-    def handshake(self, data: bytes) -> bool:
-        """Feed ``data`` to the handshake; return whether it is done (raises if it failed)."""
-        self.incoming.write(data)
-        try:
-            self.session.do_handshake()
-        except ssl.SSLWantReadError:
-            return False
-        return True
-
-    def decrypt(self, data: bytes) -> tuple[bytes, bool]:
-        """Return the plaintext that ``data`` completes, and whether the peer closed TLS."""
-        self.incoming.write(data)
-        pieces: list[bytes] = []
-        while True:
-            try:
-                piece = self.session.read(_READ_CHUNK)
-            except ssl.SSLWantReadError:
-                return b"".join(pieces), False
-            except ssl.SSLZeroReturnError:
-                return b"".join(pieces), True
-            if not piece:
-                # The peer's close_notify: Python's SSLObject.read returns b"" for it.
-                return b"".join(pieces), True
-            pieces.append(piece)
-
-    def encrypt(self, data: Buffer) -> bytes:
-        self.session.write(data)
-        return self.outgoing.read()
-
-
 class AdapterTransport(Transport, Protocol):
     """The adapter's Transport over a Twisted transport, told where to report write drains."""
 
@@ -93,7 +52,7 @@ class AdapterTransport(Transport, Protocol):
 class _Encrypting:
     """A Twisted transport seen through a TLS session: what is written leaves encrypted."""
 
-    def __init__(self, transport: Any, tls: _TLS) -> None:
+    def __init__(self, transport: Any, tls: TLSSession) -> None:
         self._transport = transport
         self._tls = tls
 
@@ -103,9 +62,7 @@ class _Encrypting:
     def loseConnection(self) -> None:
         # Say goodbye in TLS (close_notify) before the TCP close; the peer's answer is not
         # waited for.
-        with contextlib.suppress(ssl.SSLError):
-            self._tls.session.unwrap()
-        self._transport.write(self._tls.outgoing.read())
+        self._transport.write(self._tls.goodbye())
         self._transport.loseConnection()
 
     def abortConnection(self) -> None:
@@ -172,7 +129,7 @@ class _StreamProtocol(protocol.Protocol):
         self.on_done: Callable[[Transport | BaseException], None] | None = on_done
         self.operation = operation
         self.wrap = wrap
-        self.tls: _TLS | None = None
+        self.tls: TLSSession | None = None
         self.wrapper: AdapterTransport | None = None
 
     def _tcp(self) -> Any:
@@ -192,7 +149,7 @@ class _StreamProtocol(protocol.Protocol):
             self._ready(self.wrap(self.transport))
             return
         try:
-            self.tls = _TLS(context, self.settings.server_hostname or self.settings.host)
+            self.tls = TLSSession(context, self.settings.server_hostname or self.settings.host)
             self._handshake(b"")
         except ssl.SSLError as exc:
             self._fail(exc)
