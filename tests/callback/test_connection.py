@@ -11,7 +11,7 @@ from amqp_core.connection import Connection
 from amqp_core.parameters import ConnectionParameters
 from amqp_core.testing.peer import FakeBroker
 
-from .helpers import FakeIO, Recorder, TestConnection, open_connection
+from .helpers import FakeIO, Recorder, TestConnection, Timer, open_connection
 
 
 def open_channel(io: FakeIO, conn: Connection) -> Any:
@@ -506,11 +506,12 @@ def test_flush_writes_at_once_and_drops_the_deferred_write() -> None:
     ch.basic_publish("", "q", b"a")
     ch.basic_publish("", "q", b"b")
     assert len(io.transport.written) == before  # deferred to the loop's next round
-    assert conn._flush_pending is not None
+    pending = conn._flush_pending
+    assert isinstance(pending, Timer) and not pending.cancelled
     conn.flush()
     # Both publishes leave in one write, now; the deferred write is no longer due.
     assert len(io.transport.written) == before + 1
-    assert conn._flush_pending is None
+    assert pending.cancelled and conn._flush_pending is None
     conn.flush()  # nothing more to send: no empty write
     assert len(io.transport.written) == before + 1
     io.run()

@@ -539,10 +539,11 @@ class _Transport:
         if direct is not None and self._direct_ok and not self._queue and not self._sending:
             # Nothing queued and no send under way: the (non-blocking) socket takes what it
             # can now, so a lone request leaves without waiting for the writer task. Once
-            # per round of the writer: what follows in the same burst is queued and joined
-            # into few large sends, not sent piece by piece.
+            # until re-armed (by the writer once it has sent everything, or by the reader
+            # once a reply came in): what follows in the same burst is queued and joined
+            # into few large sends, not sent piece by piece. The writer is not woken for a
+            # send done here: a request and its reply cost no task switch of the writer.
             self._direct_ok = False
-            self._wake.set()  # the writer re-arms it when it has nothing left to send
             try:
                 sent = direct.send(data)
             except OSError:
@@ -599,6 +600,9 @@ class _Transport:
             while True:
                 data = await stream.receive(_READ_SIZE)
                 listener.data_received(data)
+                if not self._queue and not self._sending:
+                    # A new round: the next lone request may again go straight out.
+                    self._direct_ok = True
         except anyio.EndOfStream:
             error: BaseException | None = None
         except (OSError, anyio.BrokenResourceError) as exc:
