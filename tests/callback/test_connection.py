@@ -532,9 +532,13 @@ def test_flush_inside_a_callback_waits_for_the_dispatch_to_end() -> None:
     ch.queue_declare("q", callback=on_declared)
     conn.flush()
     assert len(io.transport.written) == before + 1
+    ch.basic_publish("", "q", b"early")  # its deferred write is still due during the dispatch
     io.run()
     assert seen == [before + 1]
+    # What the dispatch left behind, with the earlier publish, went in one write at its end.
     assert len(io.transport.written) == before + 2
+    assert b"early" in io.transport.written[-1]
+    assert b"from a callback" in io.transport.written[-1]
 
 
 def test_flush_without_a_stream_does_nothing() -> None:

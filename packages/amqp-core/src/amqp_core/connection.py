@@ -550,12 +550,13 @@ class Connection:
         iteration. Inside the connection's own callbacks it does nothing: their output is
         written as soon as they return. Without a stream it does nothing either.
         """
-        if self._dispatching:
-            return
         pending = self._flush_pending
-        if pending is not None:
-            self._flush_pending = None
-            pending.cancel()
+        if pending is None or self._dispatching:
+            # Every call that queues output outside a dispatch schedules its write, so nothing
+            # is waiting (or the dispatch writes it): cheap enough to call before every wait.
+            return
+        self._flush_pending = None
+        pending.cancel()
         self._flush()
 
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
