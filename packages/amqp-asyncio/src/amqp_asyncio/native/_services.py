@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import heapq
 import math
+import os
 import random
 import socket
 from collections import deque
@@ -284,9 +286,7 @@ class AnyioServices:
             handle.scope = scope
             try:
                 with anyio.fail_after(settings.connect_timeout):
-                    tcp = await anyio.connect_tcp(
-                        settings.address.sockaddr[0], settings.address.sockaddr[1]
-                    )
+                    tcp = await _connect_tcp(settings.address)
                 stream = tcp
                 _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
                 if settings.ssl_context is not None:
@@ -371,6 +371,27 @@ class AnyioServices:
                 protocol.connection_lost(None)  # now, not once the loop gets to it
         if protocol.error is not None:
             raise protocol.error
+
+
+async def _connect_tcp(address: AddressInfo) -> anyio.abc.SocketStream:
+    """Connect to the one address amqp_core picked, as a non-blocking socket.
+
+    amqp_core resolves and orders the addresses and tries them itself, so anyio.connect_tcp's
+    happy eyeballs (a task group and a task per address) would only add work to every connect.
+    """
+    sock = socket.socket(address.family, address.socktype, address.proto)
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex(address.sockaddr)
+        if code in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+            await anyio.wait_writable(sock)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code))
+        return await anyio.abc.SocketStream.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _joined(pieces: list[Buffer]) -> bytes:
