@@ -11,7 +11,7 @@ from amqp_core.connection import Connection
 from amqp_core.parameters import ConnectionParameters
 from amqp_core.testing.peer import FakeBroker
 
-from .helpers import FakeIO, Recorder, TestConnection, open_connection
+from .helpers import FakeIO, Recorder, TestConnection, Timer, open_connection
 
 
 def open_channel(io: FakeIO, conn: Connection) -> Any:
@@ -497,3 +497,57 @@ def test_output_joined_into_few_writes_large_bodies_not_copied() -> None:
     views = [w for w in writes if type(w) is memoryview]
     assert views and all(w.obj is big for w in views)
     assert sum(len(w) for w in views) == len(big)
+
+
+def test_flush_writes_at_once_and_drops_the_deferred_write() -> None:
+    io, conn, rec = open_connection()
+    ch = open_channel(io, conn)
+    before = len(io.transport.written)
+    ch.basic_publish("", "q", b"a")
+    ch.basic_publish("", "q", b"b")
+    assert len(io.transport.written) == before  # deferred to the loop's next round
+    pending = conn._flush_pending
+    assert isinstance(pending, Timer) and pending in io.pending()
+    conn.flush()
+    # Both publishes leave in one write, now; the deferred write is no longer due.
+    assert len(io.transport.written) == before + 1
+    assert pending not in io.pending() and conn._flush_pending is None
+    conn.flush()  # nothing more to send: no empty write
+    assert len(io.transport.written) == before + 1
+    io.run()
+    assert [m for m in io.broker.received if isinstance(m, spec.Basic.Publish)]
+
+
+def test_flush_inside_a_callback_waits_for_the_dispatch_to_end() -> None:
+    io, conn, rec = open_connection()
+    ch = open_channel(io, conn)
+    seen: list[int] = []
+
+    def on_declared(_frame: Any) -> None:
+        ch.basic_publish("", "q", b"from a callback")
+        conn.flush()  # the dispatch writes once every callback has run
+        seen.append(len(io.transport.written))
+
+    before = len(io.transport.written)
+    ch.queue_declare("q", callback=on_declared)
+    conn.flush()
+    assert len(io.transport.written) == before + 1
+    ch.basic_publish("", "q", b"early")  # its deferred write is still due during the dispatch
+    io.run()
+    assert seen == [before + 1]
+    # What the dispatch left behind, with the earlier publish, went in one write at its end.
+    assert len(io.transport.written) == before + 2
+    assert b"early" in io.transport.written[-1]
+    assert b"from a callback" in io.transport.written[-1]
+
+
+def test_flush_without_a_stream_does_nothing() -> None:
+    io = FakeIO()
+    conn = TestConnection(io)
+    conn.flush()  # still connecting: no engine, no transport
+    io.run()
+    assert conn.is_open
+    conn.close()
+    io.run()
+    assert conn.is_closed
+    conn.flush()

@@ -541,6 +541,24 @@ class Connection:
         self._schedule_flush()
         return channel
 
+    def flush(self) -> None:
+        """Hand the output of the calls made so far to the transport now.
+
+        Beyond pika. Commands are normally written on the next loop iteration, so that those
+        given together (a burst of publishes) leave in one write. A caller about to wait for
+        a reply (the native async API does, before each wait) calls this to save that
+        iteration. Inside the connection's own callbacks it does nothing: their output is
+        written as soon as they return. Without a stream it does nothing either.
+        """
+        pending = self._flush_pending
+        if pending is None or self._dispatching:
+            # Every call that queues output outside a dispatch schedules its write, so nothing
+            # is waiting (or the dispatch writes it): cheap enough to call before every wait.
+            return
+        self._flush_pending = None
+        pending.cancel()
+        self._flush()
+
     def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
         """Close the connection: its channels first (cancelling their consumers), then itself.
 

@@ -263,6 +263,9 @@ class Consumer:
                     self._channel._connection._seen(self._error)
                     raise self._error
                 raise StopAsyncIteration
+            # Whatever this task sent (a request whose answer is the next delivery, acks)
+            # leaves before it sleeps.
+            self._channel._connection._core.flush()
             await self._wake.wait()
             self._wake = anyio.Event()
         return buffer.popleft()
@@ -388,6 +391,7 @@ class NativeChannel:
         core = self._core
         if not (core.is_closed or core.is_closing):
             core.close(reply_code, reply_text)
+        self._connection._core.flush()
         await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
@@ -415,6 +419,8 @@ class NativeChannel:
         if self._close_reason is not None:
             waiter.set_error(self._close_reason)
         self._waiters.add(waiter)
+        # The request leaves now, not on the loop's next round: its reply is awaited.
+        self._connection._core.flush()
         try:
             return await waiter.wait()
         except BaseException as error:
@@ -692,6 +698,7 @@ class NativeChannel:
         waiter = _Confirm()
         seq = tracker.published(exchange, routing_key, body, properties, mandatory).sequence
         self._confirms[seq] = waiter
+        connection._core.flush()
         try:
             await waiter.wait()
         except BaseException as error:
@@ -753,6 +760,7 @@ class NativeChannel:
             outcomes.append(outcome)
         batch.complete = True
         if batch.remaining:
+            connection._core.flush()
             # Settled by confirms, or failed all at once when the channel or connection ends.
             try:
                 await batch.done.wait()

@@ -290,6 +290,7 @@ class NativeConnection:
         if not (core.is_closed or core.is_closing):
             # While recovering, this stops the retries.
             core.close(reply_code, reply_text)
+        self._core.flush()
         await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
@@ -334,6 +335,8 @@ class NativeConnection:
 
     async def _wait(self, waiter: Waiter[Any]) -> Any:
         self._waiters.add(waiter)
+        # The request leaves now, not on the loop's next round: its reply is awaited.
+        self._core.flush()
         try:
             return await waiter.wait()
         except BaseException as error:
@@ -402,6 +405,7 @@ class NativeConnection:
             if core.is_open or (core.is_recovering and not core.is_closing):
                 core.close()
             if core.is_open or core.is_closing:
+                core.flush()
                 await self._closed.wait()
 
     def _unseen_error(self) -> BaseException | None:

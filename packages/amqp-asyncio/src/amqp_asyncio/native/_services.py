@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import heapq
 import math
+import os
 import random
 import socket
 from collections import deque
@@ -284,9 +286,7 @@ class AnyioServices:
             handle.scope = scope
             try:
                 with anyio.fail_after(settings.connect_timeout):
-                    tcp = await anyio.connect_tcp(
-                        settings.address.sockaddr[0], settings.address.sockaddr[1]
-                    )
+                    tcp = await _connect_tcp(settings.address)
                 stream = tcp
                 _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
                 if settings.ssl_context is not None:
@@ -371,6 +371,27 @@ class AnyioServices:
                 protocol.connection_lost(None)  # now, not once the loop gets to it
         if protocol.error is not None:
             raise protocol.error
+
+
+async def _connect_tcp(address: AddressInfo) -> anyio.abc.SocketStream:
+    """Connect to the one address amqp_core picked, as a non-blocking socket.
+
+    amqp_core resolves and orders the addresses and tries them itself, so anyio.connect_tcp's
+    happy eyeballs (a task group and a task per address) would only add work to every connect.
+    """
+    sock = socket.socket(address.family, address.socktype, address.proto)
+    try:
+        sock.setblocking(False)
+        code = sock.connect_ex(address.sockaddr)
+        if code in (errno.EINPROGRESS, errno.EWOULDBLOCK):
+            await anyio.wait_writable(sock)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, os.strerror(code))
+        return await anyio.abc.SocketStream.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def _joined(pieces: list[Buffer]) -> bytes:
@@ -539,10 +560,11 @@ class _Transport:
         if direct is not None and self._direct_ok and not self._queue and not self._sending:
             # Nothing queued and no send under way: the (non-blocking) socket takes what it
             # can now, so a lone request leaves without waiting for the writer task. Once
-            # per round of the writer: what follows in the same burst is queued and joined
-            # into few large sends, not sent piece by piece.
+            # until re-armed (by the writer once it has sent everything, or by the reader
+            # once a reply came in): what follows in the same burst is queued and joined
+            # into few large sends, not sent piece by piece. The writer is not woken for a
+            # send done here: a request and its reply cost no task switch of the writer.
             self._direct_ok = False
-            self._wake.set()  # the writer re-arms it when it has nothing left to send
             try:
                 sent = direct.send(data)
             except OSError:
@@ -599,6 +621,9 @@ class _Transport:
             while True:
                 data = await stream.receive(_READ_SIZE)
                 listener.data_received(data)
+                if not self._queue and not self._sending:
+                    # A new round: the next lone request may again go straight out.
+                    self._direct_ok = True
         except anyio.EndOfStream:
             error: BaseException | None = None
         except (OSError, anyio.BrokenResourceError) as exc:
