@@ -275,7 +275,7 @@ class _Batch:
         messages = self.messages
         mandatory = self.mandatory
         sent = 0
-        while sent < room:
+        while True:
             message = self.held
             if message is None:
                 message = next(messages, _DONE)
@@ -284,6 +284,10 @@ class _Batch:
                     break
             else:
                 self.held = None
+            if sent >= room:
+                # Read ahead, so that a batch whose last message went is complete.
+                self.held = message
+                break
             exchange, routing_key, body = message[0], message[1], message[2]
             properties = message[3] if len(message) > 3 else None
             try:
