@@ -44,6 +44,7 @@ TCP_SCENARIOS = (
     "bounded_output_while_blocked",
     "tcp_drop_is_a_lost_stream",
     "recovery_reports_unconfirmed_publishes",
+    "recovery_mid_publish_batch",
     "recovery_tries_the_other_hosts",
     # These close every connection of the node.
     "recovery_refused_login_is_not_retried",
