@@ -76,16 +76,38 @@ class ClosableDeferredQueue(defer.DeferredQueue[_T]):
         super().__init__(size, backlog)
         self.closed: BaseException | None = None
 
+    # put and get are DeferredQueue's, inlined: they run once per delivery.
+
     def put(self, obj: _T) -> None:
-        """Add ``obj``; ignored once the queue is closed."""
-        if self.closed is None:
-            super().put(obj)
+        """Add ``obj``; ignored once the queue is closed.
+
+        Raises:
+            QueueOverflow: the queue holds ``size`` items already.
+        """
+        if self.closed is not None:
+            return
+        if self.waiting:
+            self.waiting.pop(0).callback(obj)
+        elif self.size is None or len(self.pending) < self.size:
+            self.pending.append(obj)
+        else:
+            raise defer.QueueOverflow()
 
     def get(self) -> defer.Deferred[_T]:
-        """Return a Deferred of the next item; it fails with the reason once closed."""
+        """Return a Deferred of the next item; it fails with the reason once closed.
+
+        Raises:
+            QueueUnderflow: ``backlog`` calls wait already.
+        """
         if self.closed is not None:
             return defer.fail(self.closed)
-        return super().get()
+        if self.pending:
+            return defer.succeed(self.pending.pop(0))
+        if self.backlog is not None and len(self.waiting) >= self.backlog:
+            raise defer.QueueUnderflow()
+        waiter: defer.Deferred[_T] = defer.Deferred(canceller=self._cancelGet)
+        self.waiting.append(waiter)
+        return waiter
 
     def close(self, reason: BaseException) -> None:
         """Close: waiting ``get`` calls fail with ``reason``, queued items are dropped."""
