@@ -422,3 +422,21 @@ def test_consume_with_on_message_calls_it_per_delivery() -> None:
     result(cancelled)
     with pytest.raises(exceptions.ConsumerCancelled):
         result(waiting)
+
+
+def test_publish_batch_behind_a_window_of_single_publishes() -> None:
+    wire, channel = opened(broker=FakeBroker(confirm_batch=1000))
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    channel.confirm_window = 4
+    singles = [channel.basic_publish("", "q", b"single") for _ in range(4)]
+    batch = channel.publish_batch([("", "q", b"batched")] * 3)
+    wire.pump()
+    assert channel._tracker.unsettled == 4  # the batch waits for the singles' confirms
+    wire.broker.flush_confirms(1)
+    wire.pump()
+    wire.broker.flush_confirms(1)
+    wire.pump()
+    assert all(result(single) is None for single in singles)
+    assert [o.ok for o in result(batch)] == [True, True, True]

@@ -355,10 +355,14 @@ class _Batch:
         if self.complete:
             self.finish()
         elif self.waiting == "window":
-            tracker = self.channel._tracker
-            assert tracker is not None
-            if tracker.unsettled <= self.channel.confirm_window // 2:
-                self.schedule()
+            self.window_moved()
+
+    def window_moved(self) -> None:
+        """A confirm came (maybe of a basic_publish): go on once half the window is free."""
+        tracker = self.channel._tracker
+        assert tracker is not None
+        if tracker.unsettled <= self.channel.confirm_window // 2:
+            self.schedule()
 
     def recovered(self) -> None:
         if self.waiting == "recovery":
@@ -550,6 +554,10 @@ class TwistedChannel:
             deferred.callback(None)
         else:
             deferred.errback(error)
+        for batch in self._batches:
+            # A batch may wait for a window that basic_publish calls hold.
+            if batch.waiting == "window":
+                batch.window_moved()
 
     # -- methods with their own shape
 
