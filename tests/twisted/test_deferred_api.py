@@ -440,3 +440,13 @@ def test_publish_batch_behind_a_window_of_single_publishes() -> None:
     wire.pump()
     assert all(result(single) is None for single in singles)
     assert [o.ok for o in result(batch)] == [True, True, True]
+
+
+def test_publish_batch_fails_when_the_channel_closes_before_select_ok() -> None:
+    wire, channel = opened()
+    channel.confirm_window = 1
+    batch = channel.publish_batch([("", "q", b"x")] * 3)  # turns confirms on
+    channel.close()
+    wire.pump()
+    with pytest.raises(exceptions.ChannelClosedByClient):
+        result(batch)

@@ -732,6 +732,9 @@ class TwistedChannel:
             if selected.called:
                 # Refused at once (the channel is not open): that failure is the batch's.
                 return selected
+            # Should the channel close before Confirm.SelectOk, the batch fails with the
+            # reason (see _on_closed): reported there, not twice.
+            selected.addErrback(lambda _failure: None)
         batch = _Batch(self, iter(messages), mandatory)
         self._batches.add(batch)
         batch.run()
