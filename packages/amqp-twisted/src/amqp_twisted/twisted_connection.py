@@ -35,7 +35,6 @@ from amqp_core.transport import AddressInfo, Cancellable, StreamListener, Stream
 from amqp_twisted import _reactor
 
 __all__ = (
-    "DEFAULT_CONFIRM_WINDOW",
     "ClosableDeferredQueue",
     "ReceivedMessage",
     "TwistedChannel",
@@ -387,7 +386,8 @@ class TwistedChannel:
     (``ChannelClosedByBroker``, ``ChannelClosedByClient`` ...).
 
     Attributes:
-        confirm_window: the most unconfirmed messages :meth:`publish_batch` lets be.
+        confirm_window: the most unconfirmed messages :meth:`publish_batch` lets be
+            (``DEFAULT_CONFIRM_WINDOW``, 10,000, unless set).
 
     Args:
         channel: The callback-style channel to wrap.
