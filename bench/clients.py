@@ -568,18 +568,29 @@ def _twisted_scenario(reactor: Any, job: dict[str, Any]) -> Any:
                 yield sleep(0.002)
             result = _rate(n, poller.end - start)
         elif scenario == "confirm":
+            # The fastest documented way: publish_batch, one Deferred for the whole batch.
             yield channel.confirm_delivery()
             start = time.monotonic()
-            yield defer.gatherResults([channel.basic_publish("", queue, body) for _ in range(n)])
+            outcomes = yield channel.publish_batch([("", queue, body)] * n)
             result = _rate(n, time.monotonic() - start)
+            assert all(outcome.ok for outcome in outcomes)
         elif scenario == "consume":
+            # The fastest documented way: an on_message callback, no Deferred per message.
             yield channel.basic_qos(prefetch_count=1000)
-            start = time.monotonic()
-            messages, _tag = yield channel.basic_consume(queue)
-            for count in range(1, n + 1):
-                message = yield messages.get()
+            done: defer.Deferred[None] = defer.Deferred()
+            seen = [0]
+
+            def on_message(message: Any) -> None:
+                seen[0] += 1
+                count = seen[0]
                 if count % 100 == 0 or count == n:
                     channel.basic_ack(message.method.delivery_tag, multiple=True)
+                if count == n:
+                    done.callback(None)
+
+            start = time.monotonic()
+            yield channel.basic_consume(queue, on_message=on_message)
+            yield done
             result = _rate(n, time.monotonic() - start)
         elif scenario == "rpc":
             replies, _tag = yield channel.basic_consume(job["replies"], auto_ack=True)

@@ -501,6 +501,44 @@ def recovery_reports_unconfirmed_publishes(config: dict[str, Any]) -> Generator[
 
 
 @scenario
+def recovery_mid_publish_batch(config: dict[str, Any]) -> Generator[Any, Any, None]:
+    # A batch cut by a lost connection waits for the recovery and goes on: every message
+    # gets an outcome, ok or RecoveryInterrupted, and the batch fires once all are settled.
+    params = URLParameters(config["url"])
+    proxy = CuttableProxy((params.host, params.port))
+    try:
+        connection = yield connect(recovering(config["url"], proxy.port))
+        events = Events(connection)
+        channel = yield with_timeout(connection.channel())
+        queue = f"twisted-batch-{uuid.uuid4().hex}"
+        yield with_timeout(channel.queue_declare(queue, auto_delete=True))
+        channel.confirm_window = 50
+        count = 1500
+        batch = channel.publish_batch([("", queue, b"x" * 20_000)] * count)
+        outcomes: list[Any] = []
+        batch.addBoth(outcomes.append)
+        for _ in range(int(TIMEOUT / 0.005)):
+            tracker = channel._tracker
+            if outcomes or (tracker is not None and tracker._next > 200):
+                break
+            yield deferLater(reactor, 0.005, lambda: None)
+        assert not outcomes, "the batch ended before the cut: nothing was tested"
+        proxy.cut()
+        yield events.wait_for(rc.Recovered)
+        yield with_timeout(batch)
+        (settled,) = outcomes
+        assert len(settled) == count
+        failed = [o for o in settled if not o.ok]
+        assert failed, "every message was confirmed before the cut"
+        assert all(isinstance(o.error, exceptions.RecoveryInterrupted) for o in failed)
+        assert settled[-1].ok  # published after the recovery
+        yield with_timeout(channel.queue_delete(queue))
+        yield with_timeout(connection.close())
+    finally:
+        yield threads.deferToThread(proxy.close)
+
+
+@scenario
 def recovery_tries_the_other_hosts(config: dict[str, Any]) -> Generator[Any, Any, None]:
     # Two parameter sets: the proxy, by name (resolved in the reactor's thread pool), and a
     # port nobody listens on. The recovery starts with the host after the lost one: refused,

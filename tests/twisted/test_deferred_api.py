@@ -15,13 +15,19 @@ import pytest
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from amqp_core import exceptions
+from amqp_core import BasicProperties, exceptions
 from amqp_core.connection import WRITE_HIGH_WATER
 from amqp_core.parameters import ConnectionParameters
 from amqp_core.testing.peer import FakeBroker
-from amqp_twisted import ClosableDeferredQueue, ReceivedMessage, TwistedProtocolConnection
+from amqp_twisted import (
+    ClosableDeferredQueue,
+    ReceivedMessage,
+    TwistedProtocolConnection,
+    twisted_connection,
+)
 
 
 class Wire:
@@ -271,3 +277,176 @@ def test_heartbeats_on_the_reactor_clock_and_a_silent_peer() -> None:
     # The broker falls silent: two missed intervals end the connection.
     wire.clock.advance(5.0)
     assert isinstance(result(closed), exceptions.AMQPHeartbeatTimeout)
+
+
+def test_publish_batch_turns_confirms_on_and_reports_each_outcome() -> None:
+    wire, channel = opened()
+    channel.queue_declare("q")
+    properties = BasicProperties(delivery_mode=2)
+    batch = channel.publish_batch(
+        [("", "q", b"one"), ("", "q", "two", properties), ("", "nowhere", bytearray(b"3"))],
+        mandatory=True,
+    )
+    wire.pump()
+    first, second, third = result(batch)
+    assert first.ok
+    assert second.ok
+    assert [first.sequence, second.sequence, third.sequence] == [1, 2, 3]
+    assert second.body == b"two"
+    assert isinstance(third.error, exceptions.UnroutableError)
+    # Confirm mode stays on, and an empty batch fires with no outcomes.
+    assert result(channel.publish_batch([])) == []
+    wire.broker.nack_publishes = True
+    nacked = channel.publish_batch([("", "q", b"refused")])
+    wire.pump()
+    (outcome,) = result(nacked)
+    assert isinstance(outcome.error, exceptions.NackError)
+
+
+def test_publish_batch_keeps_to_the_window_and_publishes_in_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(twisted_connection, "_BATCH_CHUNK", 3)
+    wire, channel = opened(broker=FakeBroker(confirm_batch=1000))
+    channel.queue_declare("q")
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    channel.confirm_window = 8
+    single = channel.basic_publish("", "q", b"single")  # counts against the window
+    batch = channel.publish_batch(("", "q", b"%d" % i) for i in range(20))
+    unsettled = channel._tracker.unsettled
+    assert unsettled == 4  # one chunk, in this reactor turn
+    wire.clock.advance(0)
+    wire.clock.advance(0)
+    assert channel._tracker.unsettled == 8  # the window is full: it waits for confirms
+    wire.clock.advance(0)
+    assert channel._tracker.unsettled == 8
+    for _ in range(6):
+        wire.pump()
+        wire.broker.flush_confirms(1)
+    wire.pump()
+    outcomes = result(batch)
+    assert [o.body for o in outcomes] == [b"%d" % i for i in range(20)]
+    assert all(o.ok for o in outcomes)
+    assert result(single) is None
+
+
+def test_publish_batch_waits_for_a_full_output_to_drain() -> None:
+    wire, channel = opened(max_unsent_bytes=1024 * 1024)
+    transport = wire.protocol._transport
+    assert transport is not None
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    transport.pauseProducing()
+    body = b"h" * 65536
+    batch = channel.publish_batch([("", "q", body)] * 40)
+    published = channel._tracker.unsettled
+    assert 0 < published < 40  # refused for the full output: it waits
+    wire.clock.advance(0)
+    assert channel._tracker.unsettled == published
+    transport.resumeProducing()
+    wire.pump()
+    outcomes = result(batch)
+    assert len(outcomes) == 40
+    assert all(o.ok for o in outcomes)
+
+
+def test_publish_batch_fails_with_the_close_reason_or_reports_it() -> None:
+    wire, channel = opened()
+    channel.confirm_window = 2
+    unfinished = channel.publish_batch([("", "q", b"x")] * 5)
+    published = channel.publish_batch([])  # complete: its (no) outcomes are its result
+    channel.close()
+    wire.pump()
+    with pytest.raises(exceptions.ChannelClosedByClient):
+        result(unfinished)
+    assert result(published) == []
+    # A closed channel refuses at once: confirm_delivery's failure, then basic_publish's.
+    with pytest.raises(exceptions.ChannelWrongStateError):
+        result(channel.publish_batch([("", "q", b"x")]))
+    wire, channel = opened(broker=FakeBroker(confirm_batch=1000))
+    pending = channel.publish_batch([("", "q", b"x")] * 3)
+    wire.pump()
+    closing = wire.protocol.close()
+    wire.pump()
+    outcomes = result(pending)  # all published, then the channel closed before the confirms
+    assert all(isinstance(o.error, exceptions.ChannelClosedByClient) for o in outcomes)
+    assert isinstance(result(closing), exceptions.ConnectionClosedByClient)
+
+
+def test_publish_batch_fails_with_a_publish_error() -> None:
+    wire, channel = opened()
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    channel._channel.close()  # the core channel: the wrapper's tracker stays
+    with pytest.raises(exceptions.ChannelWrongStateError):
+        result(channel.publish_batch([("", "q", b"x")]))
+    wire.pump()
+
+
+def test_consume_with_on_message_calls_it_per_delivery() -> None:
+    wire, channel = opened()
+    channel.queue_declare("q")
+    received: list[ReceivedMessage] = []
+    errors: list[Any] = []
+
+    def on_message(message: ReceivedMessage) -> None:
+        received.append(message)
+        if message.body == b"bad":
+            raise ValueError("bad message")
+
+    observer: Any = errors.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        consumed = channel.basic_consume("q", on_message=on_message)
+        wire.pump()
+        queue, tag = result(consumed)
+        for body in (b"one", b"bad", b"two"):
+            channel.basic_publish("", "q", body)
+        wire.pump()
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert [m.body for m in received] == [b"one", b"bad", b"two"]
+    assert received[0].channel is channel
+    assert not queue.pending  # the callback took them
+    (logged,) = [e for e in errors if e.get("log_failure") is not None]
+    assert isinstance(logged["log_failure"].value, ValueError)
+    assert wire.protocol.is_open
+    assert channel.is_open
+    waiting = queue.get()
+    cancelled = channel.basic_cancel(tag)
+    wire.pump()
+    result(cancelled)
+    with pytest.raises(exceptions.ConsumerCancelled):
+        result(waiting)
+
+
+def test_publish_batch_behind_a_window_of_single_publishes() -> None:
+    wire, channel = opened(broker=FakeBroker(confirm_batch=1000))
+    selected = channel.confirm_delivery()
+    wire.pump()
+    result(selected)
+    channel.confirm_window = 4
+    singles = [channel.basic_publish("", "q", b"single") for _ in range(4)]
+    batch = channel.publish_batch([("", "q", b"batched")] * 3)
+    wire.pump()
+    assert channel._tracker.unsettled == 4  # the batch waits for the singles' confirms
+    wire.broker.flush_confirms(1)
+    wire.pump()
+    wire.broker.flush_confirms(1)
+    wire.pump()
+    assert all(result(single) is None for single in singles)
+    assert [o.ok for o in result(batch)] == [True, True, True]
+
+
+def test_publish_batch_fails_when_the_channel_closes_before_select_ok() -> None:
+    wire, channel = opened()
+    channel.confirm_window = 1
+    batch = channel.publish_batch([("", "q", b"x")] * 3)  # turns confirms on
+    channel.close()
+    wire.pump()
+    with pytest.raises(exceptions.ChannelClosedByClient):
+        result(batch)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from twisted.internet import defer
 
 from amqp_twisted import (
     ClosableDeferredQueue,
@@ -44,6 +45,7 @@ TCP_SCENARIOS = (
     "bounded_output_while_blocked",
     "tcp_drop_is_a_lost_stream",
     "recovery_reports_unconfirmed_publishes",
+    "recovery_mid_publish_batch",
     "recovery_tries_the_other_hosts",
     # These close every connection of the node.
     "recovery_refused_login_is_not_retried",
@@ -139,3 +141,20 @@ def test_names_and_queue_without_a_reactor_running() -> None:
     late = queue.get()
     late.addErrback(lambda failure: got.append(failure.value))
     assert got == [1, reason, reason]
+
+
+def test_queue_limits_and_a_cancelled_get() -> None:
+    queue: ClosableDeferredQueue[int] = ClosableDeferredQueue(size=1, backlog=1)
+    waiting = queue.get()
+    with pytest.raises(defer.QueueUnderflow):
+        queue.get()
+    waiting.cancel()  # no longer waits: the next item is kept
+    cancelled: list[Any] = []
+    waiting.addErrback(cancelled.append)
+    assert cancelled[0].check(defer.CancelledError)
+    queue.put(1)
+    with pytest.raises(defer.QueueOverflow):
+        queue.put(2)
+    got: list[int] = []
+    queue.get().addCallback(got.append)
+    assert got == [1]
