@@ -37,7 +37,7 @@ def pair() -> Iterator[tuple[_io.ThreadIOServices, _io._SocketTransport, socket.
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     listener = _Listener()
-    transport = _io._SocketTransport(io, ours, listener)
+    transport = _io._SocketTransport(io, ours, listener, tls=False)
     io._transports.add(transport)
     yield io, transport, theirs, listener
     io.join()

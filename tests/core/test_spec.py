@@ -6,12 +6,13 @@ import enum
 import inspect
 import random
 import struct
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from amqp_core import amqp_object, spec
+from amqp_core import _spec_support, amqp_object, spec
 from amqp_core.exceptions import AMQPCodecError, AMQPEncodeError, ShortStringTooLong
 
 ALL_METHODS = sorted(spec.methods.values(), key=lambda cls: cls.INDEX)
@@ -741,25 +742,35 @@ def test_properties_subclass_decodes_as_itself() -> None:
     assert decoded.app_id == "a"
 
 
+@pytest.fixture
+def empty_shortstr_cache() -> Iterator[dict[str, bytes]]:
+    """The generated codec's short-string cache, emptied for the test and restored after."""
+    cache = _spec_support._SHORTSTRS
+    saved = dict(cache)
+    cache.clear()
+    yield cache
+    cache.clear()
+    cache.update(saved)
+
+
 def test_cached_short_strings_keep_the_checked_errors_and_leniency(
-    monkeypatch: pytest.MonkeyPatch,
+    empty_shortstr_cache: dict[str, bytes],
 ) -> None:
-    # A fresh cache: earlier tests may have filled the shared one to its bound, after which
-    # values are encoded but no longer kept.
-    monkeypatch.setattr(spec, "_SHORTSTRS", {})
+    # A fresh cache (the fixture): earlier tests may have filled the shared one to its bound,
+    # after which values are encoded but no longer kept.
     # A cached property or publish argument over 255 bytes is refused, naming the field.
     with pytest.raises(ShortStringTooLong, match="content_type"):
         spec.BasicProperties(content_type="c" * 256).pack()
     with pytest.raises(ShortStringTooLong, match="routing_key"):
         spec.Basic.Publish(routing_key="r" * 256).pack()
-    assert "c" * 256 not in spec._SHORTSTRS
+    assert "c" * 256 not in empty_shortstr_cache
     # pika's leniency: bytes for a short string, an int-like delivery mode.
     lenient = spec.BasicProperties(content_type=b"text/plain", app_id="é")  # type: ignore[arg-type]
     assert spec.BasicProperties.unpack(lenient.pack(), 0, len(lenient.pack())).content_type == (
         "text/plain"
     )
     assert spec.BasicProperties(app_id="é").pack() == b"\x00\x08\x02\xc3\xa9"
-    assert spec._SHORTSTRS["é"] == b"\x02\xc3\xa9"
+    assert empty_shortstr_cache["é"] == b"\x02\xc3\xa9"
     with pytest.raises(AMQPEncodeError, match="delivery_mode"):
         spec.BasicProperties(delivery_mode=256).pack()
     with pytest.raises(AMQPEncodeError, match="delivery_mode"):
@@ -767,13 +778,14 @@ def test_cached_short_strings_keep_the_checked_errors_and_leniency(
     assert spec.BasicProperties(delivery_mode=True).pack() == b"\x10\x00\x01"
 
 
-def test_short_string_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spec, "_SHORTSTRS", {})
-    monkeypatch.setattr(spec, "_SHORTSTRS_SIZE", 2)
+def test_short_string_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, empty_shortstr_cache: dict[str, bytes]
+) -> None:
+    monkeypatch.setattr(_spec_support, "_SHORTSTRS_SIZE", 2)
     for name in ("a", "b", "c"):
         method = spec.Basic.Publish(exchange=name, routing_key=name)
         assert method.pack() == method._pack_checked()
-    assert set(spec._SHORTSTRS) == {"a", "b"}
+    assert set(empty_shortstr_cache) == {"a", "b"}
 
 
 # --------------------------------------------------------------------------------------------

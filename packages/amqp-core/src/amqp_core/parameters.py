@@ -5,9 +5,11 @@ Every setting is a validated property, so a bad value fails where it is set, wit
 The defaults, the validation rules and the URL grammar follow pika 1.4; the few deliberate
 differences are listed in ``docs/migration.md``.
 
-This is the only module of amqp_core that imports :mod:`ssl`: building an ``ssl.SSLContext``
+This is the only module of amqp_core that uses :mod:`ssl`: building an ``ssl.SSLContext``
 for an ``amqps://`` URL is configuration, not I/O (no socket is touched), and the adapter that
-opens the stream receives the finished context.
+opens the stream receives the finished context. :mod:`ssl` (about 6 MiB of resident memory with
+the OpenSSL libraries it loads), :mod:`urllib.parse` and :mod:`ast` are imported only by the
+code that needs them, so that a plain-TCP consumer never pays for them.
 
 Passwords never leave this module in text form: reprs show host, port, virtual host and
 whether TLS is on, nothing of the credentials.
@@ -15,11 +17,8 @@ whether TLS is on, nothing of the credentials.
 
 from __future__ import annotations
 
-import ast
 import copy
 import numbers
-import ssl
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
@@ -28,6 +27,8 @@ from amqp_core.credentials import VALID_TYPES, Credentials, PlainCredentials
 from amqp_core.data import FieldValue
 
 if TYPE_CHECKING:
+    import ssl
+
     from amqp_core.recovery import RecoveryPolicy
 
 __all__ = (
@@ -75,6 +76,9 @@ class SSLOptions:
     __slots__ = ("context", "server_hostname")
 
     def __init__(self, context: ssl.SSLContext, server_hostname: str | None = None) -> None:
+        # Whoever holds an SSLContext has imported ssl already: this import costs nothing then.
+        import ssl
+
         if not isinstance(context, ssl.SSLContext):
             raise TypeError(f"context must be of ssl.SSLContext type, but got {context!r}")
         self.context = context
@@ -93,6 +97,13 @@ class _DefaultType:
 
     def __repr__(self) -> str:
         return "_DEFAULT"
+
+
+def _literal_eval(text: str) -> Any:
+    # ast is only needed for the dict-valued URL options; most programs never parse one.
+    import ast
+
+    return ast.literal_eval(text)
 
 
 def _type_name(value: object) -> str:
@@ -612,9 +623,13 @@ class URLParameters(Parameters):
             raise ValueError(
                 f"Unexpected URL scheme {scheme!r}; supported scheme values: amqp, amqps"
             )
+        import urllib.parse
+
         # urllib only splits user info, host and port for schemes it knows to have them.
         parts = urllib.parse.urlsplit(("http://" + rest) if sep else rest)
         if scheme in ("amqps", "https"):
+            import ssl
+
             self.ssl_options = SSLOptions(ssl.create_default_context())
         if parts.hostname:
             self.host = urllib.parse.unquote(parts.hostname)
@@ -642,6 +657,8 @@ class URLParameters(Parameters):
             self._set_query(parts.query)
 
     def _set_query(self, query: str) -> None:
+        import urllib.parse
+
         options = urllib.parse.parse_qs(query)
         for name, values in options.items():
             if len(values) != 1:
@@ -667,7 +684,7 @@ class URLParameters(Parameters):
         self.channel_max = self._parse("channel_max", text, int)
 
     def _set_url_client_properties(self, text: str) -> None:
-        self.client_properties = self._parse("client_properties", text, ast.literal_eval)
+        self.client_properties = self._parse("client_properties", text, _literal_eval)
 
     def _set_url_connection_attempts(self, text: str) -> None:
         self.connection_attempts = self._parse("connection_attempts", text, int)
@@ -696,10 +713,10 @@ class URLParameters(Parameters):
         self.stack_timeout = self._parse("stack_timeout", text, float)
 
     def _set_url_tcp_options(self, text: str) -> None:
-        self.tcp_options = self._parse("tcp_options", text, ast.literal_eval)
+        self.tcp_options = self._parse("tcp_options", text, _literal_eval)
 
     def _set_url_ssl_options(self, text: str) -> None:
-        options = self._parse("ssl_options", text, ast.literal_eval)
+        options = self._parse("ssl_options", text, _literal_eval)
         if options is None:
             if self.ssl_options is not None:
                 raise ValueError(
@@ -739,6 +756,8 @@ def _ssl_options_from_dict(options: Mapping[str, Any]) -> SSLOptions:
                 f"Unknown ssl_options key {key!r}; expected one of {sorted(_SSL_KEYS)}"
             )
         chosen[name] = value
+    import ssl
+
     context = ssl.SSLContext(chosen.get("protocol", ssl.PROTOCOL_TLS_CLIENT))
     cafile, capath, cadata = (chosen.get(key) for key in ("cafile", "capath", "cadata"))
     if cafile is None and capath is None and cadata is None:
