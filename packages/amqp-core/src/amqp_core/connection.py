@@ -1050,7 +1050,7 @@ class Connection:
                 # The engine gave up its output, so only the backlog, the transport and the
                 # commands held behind a synchronous request remain. (Otherwise the transport
                 # is above WRITE_HIGH_WATER, and its write_drained brings us back here.)
-                unsent = transport.write_buffer_size() + self._backlog_bytes + engine.bytes_held
+                unsent = self._unsent_bytes()
                 if unsent <= self._max_unsent // 2:
                     self._output_drained(unsent)
         self._rearm_timer()
@@ -1064,14 +1064,17 @@ class Connection:
         (bounded memory, max_unsent_bytes). Small pieces are joined into chunks of about
         ``_JOIN_LIMIT``; big body views go as they are.
         """
+        self._queue_backlog(buffers)
         backlog = self._backlog
-        if buffers:
-            backlog.extend(buffers)
-            self._backlog_bytes += sum(map(len, buffers))
         # Once the transport holds WRITE_HIGH_WATER it is above its low-water mark, so its
         # write_drained brings us back for the rest.
         while backlog and (force or transport.write_buffer_size() < WRITE_HIGH_WATER):
             self._backlog_bytes -= self._write_some(transport, WRITE_HIGH_WATER)
+
+    def _queue_backlog(self, buffers: list[Buffer]) -> None:
+        if buffers:
+            self._backlog.extend(buffers)
+            self._backlog_bytes += sum(map(len, buffers))
 
     def _write_some(self, transport: Transport, budget: int) -> int:
         backlog = self._backlog
@@ -1123,10 +1126,7 @@ class Connection:
             # at every measurement), and the transport gets what it may take now.
             engine = self._engine
             assert engine is not None
-            buffers = engine.buffers_to_send()
-            if buffers:
-                self._backlog.extend(buffers)
-                self._backlog_bytes += sum(map(len, buffers))
+            self._queue_backlog(engine.buffers_to_send())
             self._flush()
             unsent = self._unsent_bytes()
             if unsent + size <= limit or unsent <= limit // 2:

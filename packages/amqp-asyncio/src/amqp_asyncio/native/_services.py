@@ -32,6 +32,7 @@ import anyio.from_thread
 import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
+from amqp_asyncio.io_services import _StreamTransport
 from amqp_core._types import Buffer
 from amqp_core.transport import (
     AddressInfo,
@@ -362,7 +363,7 @@ class AnyioServices:
         assert isinstance(transport, asyncio.Transport)
         transport.set_write_buffer_limits(high=_TRANSPORT_HIGH_WATER, low=_TRANSPORT_LOW_WATER)
         protocol.transport = transport
-        on_done(_ProtocolTransport(transport))
+        on_done(_StreamTransport(transport))
         try:
             await protocol.ended.wait()
         finally:
@@ -496,30 +497,6 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()  # connection_lost follows, then the task raises
         else:
             self.ended.set()
-
-
-class _ProtocolTransport:
-    """amqp_core's Transport over an asyncio transport: writes go out at once."""
-
-    __slots__ = ("_transport",)
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-
-    def write(self, data: Buffer) -> None:
-        if self._transport.is_closing():
-            return
-        # What asyncio cannot send at once it keeps, and a view's buffer may change later.
-        self._transport.write(data if type(data) is bytes else bytes(data))
-
-    def write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size()
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._transport.abort()
 
 
 class _Transport:
