@@ -560,7 +560,12 @@ class _Transport:
 
     def close(self) -> None:
         self._closing = True
-        self._wake.set()
+        if not self._queue and not self._sending and self._scope is not None:
+            # Nothing left to send: end the reader and the writer in one go, rather than
+            # wake the writer only for it to stop the reader (a scheduling round each).
+            self._scope.cancel()
+        else:
+            self._wake.set()
 
     def abort(self) -> None:
         self._aborted = True
@@ -585,10 +590,17 @@ class _Transport:
             error = exc
         finally:
             with anyio.CancelScope(shield=True):
+                closed = False
                 if self._closing and not self._aborted and error is None:
                     with anyio.move_on_after(_CLOSE_GRACE):
-                        await self._stream.aclose()
-                await anyio.aclose_forcefully(self._stream)
+                        try:
+                            await self._stream.aclose()
+                        except (OSError, anyio.BrokenResourceError):
+                            pass  # the peer went first: closed forcefully below
+                        else:
+                            closed = True
+                if not closed:
+                    await anyio.aclose_forcefully(self._stream)
             self._report(error)
 
     async def _reader(self) -> None:
