@@ -45,6 +45,8 @@ from bench import raw
 __all__ = ("CLIENTS", "run_job")
 
 _TIMEOUT = 300.0
+# How many samples of this job were warm-up (run first, not counted); set by run_job.
+_WARMUP = [0]
 
 
 class DepthPoller:
@@ -66,13 +68,13 @@ def _rate(n: int, seconds: float) -> dict[str, Any]:
 
 
 def _latency(samples: list[float]) -> dict[str, Any]:
-    samples.sort()
+    samples = sorted(samples[_WARMUP[0] :])
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return {"value": statistics.median(samples) * 1e6, "unit": "us", "p99": p99 * 1e6}
 
 
 def _connect_result(samples: list[float]) -> dict[str, Any]:
-    return {"value": statistics.median(samples) * 1e3, "unit": "ms"}
+    return {"value": statistics.median(samples[_WARMUP[0] :]) * 1e3, "unit": "ms"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -811,6 +813,7 @@ def _emit(result: dict[str, Any]) -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario for one client in this process; return its result."""
+    _WARMUP[0] = job.get("warmup", 0)
     return CLIENTS[job["client"]](job)
 
 
