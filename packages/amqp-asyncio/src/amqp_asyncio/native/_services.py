@@ -40,6 +40,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("AnyioServices",)
@@ -289,7 +290,9 @@ class AnyioServices:
                 with anyio.fail_after(settings.connect_timeout):
                     tcp = await _connect_tcp(settings.address)
                 stream = tcp
-                _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
+                apply_tcp_options(
+                    tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings.tcp_options, socket
+                )
                 if settings.ssl_context is not None:
                     stream = await TLSStream.wrap(
                         tcp,
@@ -346,7 +349,7 @@ class AnyioServices:
             try:
                 with anyio.fail_after(settings.connect_timeout):
                     await loop.sock_connect(sock, address.sockaddr)
-                _set_tcp_options(sock, settings)
+                apply_tcp_options(sock, settings.tcp_options, socket)
                 transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
             except OSError as exc:
                 error = exc
@@ -432,16 +435,6 @@ def _root_cause(error: BaseException) -> BaseException:
     if isinstance(error, anyio.BrokenResourceError) and error.__cause__ is not None:
         return error.__cause__
     return error
-
-
-def _set_tcp_options(raw: socket.socket, settings: StreamSettings) -> None:
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for name, value in (settings.tcp_options or {}).items():
-        option = getattr(socket, name, None)
-        if option is None:
-            continue  # not on this platform
-        level = socket.SOL_SOCKET if name == "SO_KEEPALIVE" else socket.IPPROTO_TCP
-        raw.setsockopt(level, option, value)
 
 
 class _Protocol(asyncio.Protocol):
