@@ -45,6 +45,8 @@ from bench import raw
 __all__ = ("CLIENTS", "run_job")
 
 _TIMEOUT = 300.0
+# How many samples of this job were warm-up (run first, not counted); set by run_job.
+_WARMUP = [0]
 
 
 class DepthPoller:
@@ -66,13 +68,13 @@ def _rate(n: int, seconds: float) -> dict[str, Any]:
 
 
 def _latency(samples: list[float]) -> dict[str, Any]:
-    samples.sort()
+    samples = sorted(samples[_WARMUP[0] :])
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return {"value": statistics.median(samples) * 1e6, "unit": "us", "p99": p99 * 1e6}
 
 
 def _connect_result(samples: list[float]) -> dict[str, Any]:
-    return {"value": statistics.median(samples) * 1e3, "unit": "ms"}
+    return {"value": statistics.median(samples[_WARMUP[0] :]) * 1e3, "unit": "ms"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,17 +385,19 @@ def _asyncio_loop(connection_class: Callable[[], Any]) -> Callable[[], _Loop]:
     return make
 
 
-def _tornado_loop() -> _Loop:
-    from tornado.ioloop import IOLoop
+def _tornado_loop(connection_class: Callable[[], Any]) -> Callable[[], _Loop]:
+    def make() -> _Loop:
+        from tornado.ioloop import IOLoop
 
-    from amqp_tornado import TornadoConnection
+        ioloop = IOLoop.current()
+        cls = connection_class()
 
-    ioloop = IOLoop.current()
+        def connect(*args: Any) -> Any:
+            return cls(*args, custom_ioloop=ioloop)
 
-    def connect(*args: Any) -> Any:
-        return TornadoConnection(*args, custom_ioloop=ioloop)  # type: ignore[misc]
+        return _Loop(connect, ioloop.start, ioloop.stop, ioloop.call_later)
 
-    return _Loop(connect, ioloop.start, ioloop.stop, ioloop.call_later)
+    return make
 
 
 def _gevent_loop() -> _Loop:
@@ -407,6 +411,22 @@ def _gevent_loop() -> _Loop:
         return GeventConnection(*args, custom_ioloop=services)  # type: ignore[misc]
 
     return _Loop(connect, services.start, services.stop, services.call_later)
+
+
+def _pika_gevent_loop() -> _Loop:
+    import gevent
+    from pika.adapters.gevent_connection import GeventConnection
+
+    stop = gevent.event.Event()
+
+    def connect(*args: Any) -> Any:
+        return GeventConnection(*args)
+
+    def call_later(delay: float, callback: Callable[[], None]) -> Any:
+        return gevent.spawn_later(delay, callback)
+
+    # pika's gevent adapter runs in the hub; the scenario's callbacks run there until stopped.
+    return _Loop(connect, stop.wait, stop.set, call_later)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,6 +540,58 @@ def _twisted(job: dict[str, Any]) -> dict[str, Any]:
         outcome[0].raiseException()  # a twisted Failure
     result: dict[str, Any] = outcome[0]
     return result
+
+
+def _pika_twisted(job: dict[str, Any]) -> dict[str, Any]:
+    """Consume with pika's Twisted adapter, as pika's own Twisted example does."""
+    if job["scenario"] != "consume":
+        raise ValueError(f"pika TwistedProtocolConnection runs the consume scenario only: {job}")
+    from twisted.internet import reactor as global_reactor
+
+    reactor: Any = global_reactor
+    outcome: list[Any] = []
+
+    def finish(value: Any) -> None:
+        outcome.append(value)
+        reactor.stop()
+
+    _pika_twisted_consume(reactor, job).addBoth(finish)
+    reactor.run()
+    if not outcome:
+        raise RuntimeError(f"{job['client']} {job['scenario']}: did not finish")
+    if not isinstance(outcome[0], dict):
+        outcome[0].raiseException()  # a twisted Failure
+    result: dict[str, Any] = outcome[0]
+    return result
+
+
+def _pika_twisted_consume(reactor: Any, job: dict[str, Any]) -> Any:
+    import pika
+    from pika.adapters.twisted_connection import TwistedProtocolConnection
+    from twisted.internet import defer, endpoints
+
+    params = pika.URLParameters(job["url"])
+    queue, n = job["queue"], job["n"]
+
+    @defer.inlineCallbacks
+    def run() -> Any:
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, params.host, params.port)
+        protocol = TwistedProtocolConnection(params)
+        connection = yield endpoints.connectProtocol(endpoint, protocol)  # type: ignore[no-untyped-call]
+        yield connection.ready
+        channel = yield connection.channel()
+        yield channel.basic_qos(prefetch_count=1000)
+        start = time.monotonic()
+        messages, _tag = yield channel.basic_consume(queue=queue, auto_ack=False)
+        for count in range(1, n + 1):
+            _channel, method, _properties, _body = yield messages.get()
+            if count % 100 == 0 or count == n:
+                channel.basic_ack(method.delivery_tag, multiple=True)
+        result = _rate(n, time.monotonic() - start)
+        yield connection.close()
+        return result
+
+    return run()
 
 
 def _twisted_scenario(reactor: Any, job: dict[str, Any]) -> Any:
@@ -759,8 +831,45 @@ def _ours_asyncio(job: dict[str, Any]) -> dict[str, Any]:
 def _ours_tornado(job: dict[str, Any]) -> dict[str, Any]:
     from amqp_core.parameters import URLParameters
 
+    def cls() -> Any:
+        from amqp_tornado import TornadoConnection
+
+        return TornadoConnection
+
     lib = type("lib", (), {"URLParameters": URLParameters})
-    return _callback(_tornado_loop, lib)(job)
+    return _callback(_tornado_loop(cls), lib)(job)
+
+
+# pika's adapters for the frameworks we also serve: the like-for-like baselines of memory
+# (a framework's own imports count for both clients alike).
+
+
+def _pika_asyncio(job: dict[str, Any]) -> dict[str, Any]:
+    import pika
+
+    def cls() -> Any:
+        from pika.adapters.asyncio_connection import AsyncioConnection
+
+        return AsyncioConnection
+
+    return _callback(_asyncio_loop(cls), pika)(job)
+
+
+def _pika_tornado(job: dict[str, Any]) -> dict[str, Any]:
+    import pika
+
+    def cls() -> Any:
+        from pika.adapters.tornado_connection import TornadoConnection
+
+        return TornadoConnection
+
+    return _callback(_tornado_loop(cls), pika)(job)
+
+
+def _pika_gevent(job: dict[str, Any]) -> dict[str, Any]:
+    import pika
+
+    return _callback(_pika_gevent_loop, pika)(job)
 
 
 def _ours_gevent(job: dict[str, Any]) -> dict[str, Any]:
@@ -783,6 +892,10 @@ CLIENTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "amqp-gevent": _ours_gevent,
     "pika BlockingConnection": _pika_blocking,
     "pika SelectConnection": _pika_select,
+    "pika AsyncioConnection": _pika_asyncio,
+    "pika TornadoConnection": _pika_tornado,
+    "pika TwistedProtocolConnection": _pika_twisted,
+    "pika GeventConnection": _pika_gevent,
 }
 
 
@@ -811,6 +924,7 @@ def _emit(result: dict[str, Any]) -> None:
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario for one client in this process; return its result."""
+    _WARMUP[0] = job.get("warmup", 0)
     return CLIENTS[job["client"]](job)
 
 

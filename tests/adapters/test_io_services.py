@@ -7,17 +7,19 @@ echo server; nothing here involves AMQP.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import socket
 import ssl
 import struct
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import trustme
 
-from amqp_core.transport import AddressInfo, StreamSettings, Transport
+from amqp_core.transport import AddressInfo, StreamSettings, Transport, apply_tcp_options
 from tests.adapters.loops import LoopDriver
 
 TIMEOUT = 10.0
@@ -229,6 +231,47 @@ def test_plain_stream_echoes_and_closes(driver: LoopDriver, echo_server: EchoSer
     transport.write(b"ignored after close")
     transport.close()
     assert listener.lost == [None]
+
+
+#: Where each loop's adapter applies the socket options (the name it imported from amqp_core).
+_TCP_OPTIONS_USER = {
+    "asyncio": "amqp_asyncio.io_services",
+    "tornado": "amqp_tornado.io_services",
+    "gevent": "amqp_gevent.io_services",
+}
+
+
+def test_tcp_options_reach_the_socket(
+    driver: LoopDriver, echo_server: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module(
+        _TCP_OPTIONS_USER.get(driver.name, "amqp_select.selector_services")
+    )
+    seen: list[tuple[int, int, int, int]] = []
+
+    def spy(sock: Any, options: Any, socket_module: Any) -> None:
+        apply_tcp_options(sock, options, socket_module)
+        seen.append(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            )
+        )
+
+    monkeypatch.setattr(module, "apply_tcp_options", spy)
+    listener = Listener(driver, stop_after=2)
+    transport = connect(driver, settings(echo_server.port), listener)
+    assert not isinstance(transport, BaseException)
+    transport.write(b"ok")
+    driver.run(TIMEOUT)
+    transport.close()
+    assert len(seen) == 1
+    nodelay, keepalive, keepidle, keepcnt = seen[0]
+    assert nodelay
+    assert keepalive
+    assert (keepidle, keepcnt) == (30, 3)
 
 
 def test_big_writes_buffer_and_drain(driver: LoopDriver, echo_server: EchoServer) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.parse
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -394,3 +396,26 @@ async def test_an_error_raised_by_a_callback_ends_the_connection_block(
             await run(url, proxy)
         # The task group's exception group carries it.
         assert info.group_contains(RuntimeError, match="a listener failed")
+
+
+async def test_tcp_options_reach_the_socket(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amqp_asyncio.native import _services
+    from amqp_core.transport import apply_tcp_options
+
+    seen: list[tuple[int, int]] = []
+
+    def spy(sock: socket.socket, options: Any, socket_module: Any) -> None:
+        apply_tcp_options(sock, options, socket_module)
+        seen.append(
+            (
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            )
+        )
+
+    monkeypatch.setattr(_services, "apply_tcp_options", spy)
+    params = URLParameters(amqp_url)
+    params.tcp_options = {"TCP_KEEPIDLE": 33}
+    async with connect(params) as connection:
+        await connection.channel()
+    assert seen == [(1, 33)]

@@ -50,7 +50,7 @@ def settings(context: ssl.SSLContext | None = None, **kwargs: Any) -> StreamSett
         address=ADDRESS,
         host="localhost",
         connect_timeout=kwargs.pop("connect_timeout", 5.0),
-        tcp_options=None,
+        tcp_options=kwargs.pop("tcp_options", None),
         ssl_context=context,
         server_hostname=kwargs.pop("server_hostname", None),
     )
@@ -290,3 +290,26 @@ def test_cancel_in_the_tls_handshake_drops_the_stream(authority: trustme.CA) -> 
     stream.protocol.dataReceived(Server(authority).feed(stream.sent()))
     stream.protocol.connectionLost(Failure(error.ConnectionDone()))
     assert stream.outcome == [] and stream.listener.lost == []
+
+
+class _SocketTransport(StringTransport):
+    """A StringTransport that, like Twisted's TCP transport, hands out a socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def getHandle(self) -> socket.socket:
+        return self.sock
+
+
+def test_tcp_options_are_set_on_the_socket() -> None:
+    stream = Stream(tcp_options={"TCP_KEEPIDLE": 31, "TCP_KEEPCNT": 2})
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        stream.transport = _SocketTransport(sock)
+        stream.connect()
+        assert len(stream.outcome) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 31
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 2

@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import random
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from amqp_core._types import Buffer
@@ -25,6 +25,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("AsyncioIOServices",)
@@ -33,22 +34,6 @@ __all__ = ("AsyncioIOServices",)
 # what the listener hears as write_drained.
 _WRITE_HIGH_WATER = 256 * 1024
 _WRITE_LOW_WATER = 64 * 1024
-
-
-def _set_tcp_options(sock: socket.socket, options: Mapping[str, int] | None) -> None:
-    # TCP_NODELAY always; then each named option this platform has (keepalive on with them).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if not options:
-        return
-    keepalive = False
-    for name, value in options.items():
-        option = getattr(socket, name, None)
-        if not name.startswith("TCP_") or not isinstance(option, int):
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, option, value)
-        keepalive = keepalive or name.startswith("TCP_KEEP")
-    if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -204,7 +189,7 @@ class AsyncioIOServices:
                 raise TimeoutError(
                     f"TCP connect timed out after {settings.connect_timeout} s"
                 ) from None
-            _set_tcp_options(sock, settings.tcp_options)
+            apply_tcp_options(sock, settings.tcp_options, socket)
             extra: dict[str, Any] = {}
             if settings.ssl_context is not None:
                 extra["ssl"] = settings.ssl_context

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from amqp_core._types import Buffer
 
@@ -29,7 +29,9 @@ __all__ = (
     "IOServices",
     "StreamListener",
     "StreamSettings",
+    "SupportsSetsockopt",
     "Transport",
+    "apply_tcp_options",
 )
 
 
@@ -158,3 +160,42 @@ class IOServices(Protocol):
         ...) for the TLS phase. From then on, the stream reports to ``listener``.
         """
         ...
+
+
+class SupportsSetsockopt(Protocol):
+    """A socket, as far as :func:`apply_tcp_options` needs one."""
+
+    def setsockopt(self, level: int, option: int, value: int, /) -> None:
+        """Set one socket option."""
+
+
+def apply_tcp_options(
+    sock: SupportsSetsockopt, tcp_options: Mapping[str, int] | None, socket_module: Any
+) -> None:
+    """Set the options every connection's socket gets: one rule for every adapter.
+
+    ``TCP_NODELAY`` always (AMQP is request/response: Nagle's algorithm would hold a lone
+    request back until the previous one is acknowledged). Then, as pika does: keepalive on
+    (``SO_KEEPALIVE``) when ``tcp_options`` names one of the ``TCP_KEEP*`` options, which mean
+    nothing without it, and each named ``TCP_*`` option this platform has (one it lacks, such
+    as ``TCP_USER_TIMEOUT`` outside Linux, is skipped). An error of ``setsockopt`` itself is
+    raised: the connection attempt fails with it.
+
+    amqp_core imports no socket module; the adapter passes the one whose constants its sockets
+    use (the standard library's ``socket``, or gevent's).
+
+    Args:
+        sock: the connected (or connecting) socket.
+        tcp_options: the connection parameters' ``tcp_options``.
+        socket_module: where the constants come from (``IPPROTO_TCP``, ``TCP_KEEPIDLE`` ...).
+    """
+    ipproto_tcp = socket_module.IPPROTO_TCP
+    sock.setsockopt(ipproto_tcp, socket_module.TCP_NODELAY, 1)
+    if not tcp_options:
+        return
+    if any(name.startswith("TCP_KEEP") for name in tcp_options):
+        sock.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_KEEPALIVE, 1)
+    for name, value in tcp_options.items():
+        option = getattr(socket_module, name, None)
+        if name.startswith("TCP_") and isinstance(option, int):
+            sock.setsockopt(ipproto_tcp, option, value)

@@ -21,7 +21,7 @@ import random
 import socket as stdlib_socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -36,6 +36,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 if TYPE_CHECKING:
@@ -48,19 +49,6 @@ __all__ = ("GeventIOServices",)
 _READ_CHUNK = 256 * 1024
 # The listener hears write_drained when the send queue falls below this.
 _WRITE_LOW_WATER = 64 * 1024
-
-
-def _set_tcp_options(sock: Any, options: Mapping[str, int] | None) -> None:
-    # TCP_NODELAY always; then each named option this platform has (keepalive on with them).
-    sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
-    keepalive = False
-    for name, value in (options or {}).items():
-        option = getattr(stdlib_socket, name, None)
-        if name.startswith("TCP_") and isinstance(option, int):
-            sock.setsockopt(stdlib_socket.IPPROTO_TCP, option, value)
-            keepalive = keepalive or name.startswith("TCP_KEEP")
-    if keepalive:
-        sock.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE, 1)
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -318,7 +306,7 @@ class GeventIOServices:
                     f"TCP connect timed out after {settings.connect_timeout} s"
                 ) from None
             sock.settimeout(None)
-            _set_tcp_options(sock, settings.tcp_options)
+            apply_tcp_options(sock, settings.tcp_options, stdlib_socket)
             tls = None
             if settings.ssl_context is not None:
                 tls = _tls_handshake(

@@ -33,6 +33,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("SelectorIOServices", "SelectorLoop", "set_tcp_options")
@@ -75,21 +76,10 @@ class SelectorLoop(Protocol):
 def set_tcp_options(sock: socket.socket, options: Mapping[str, int] | None) -> None:
     """Turn on TCP_NODELAY and set the named TCP options that this platform has.
 
-    A name the platform lacks (``TCP_USER_TIMEOUT`` outside Linux, say) is skipped; setting a
-    keepalive option also turns keepalive on, since the options mean nothing without it.
+    The rule is amqp_core's, shared by every adapter: see
+    :func:`amqp_core.transport.apply_tcp_options`.
     """
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if not options:
-        return
-    keepalive = False
-    for name, value in options.items():
-        option = getattr(socket, name, None)
-        if not name.startswith("TCP_") or not isinstance(option, int):
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, option, value)
-        keepalive = keepalive or name.startswith("TCP_KEEP")
-    if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    apply_tcp_options(sock, options, socket)
 
 
 def _is_ip_literal(host: str) -> bool:

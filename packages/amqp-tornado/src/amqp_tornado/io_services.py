@@ -14,7 +14,7 @@ import contextlib
 import datetime
 import random
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tornado import gen
@@ -30,6 +30,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("TornadoIOServices",)
@@ -37,19 +38,6 @@ __all__ = ("TornadoIOServices",)
 _READ_CHUNK = 256 * 1024
 # The listener hears write_drained when what Tornado still holds falls below this.
 _WRITE_LOW_WATER = 64 * 1024
-
-
-def _set_tcp_options(sock: socket.socket, options: Mapping[str, int] | None) -> None:
-    # TCP_NODELAY always; then each named option this platform has (keepalive on with them).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    keepalive = False
-    for name, value in (options or {}).items():
-        option = getattr(socket, name, None)
-        if name.startswith("TCP_") and isinstance(option, int):
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
-            keepalive = keepalive or name.startswith("TCP_KEEP")
-    if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 def _real_error(error: BaseException) -> BaseException:
@@ -282,7 +270,7 @@ class TornadoIOServices:
                 ) from None
             with contextlib.suppress(OSError):
                 # The peer may have ended the stream already; the transport reports that.
-                _set_tcp_options(sock, settings.tcp_options)
+                apply_tcp_options(sock, settings.tcp_options, socket)
             if settings.ssl_context is not None:
                 # start_tls takes the socket over; cancelling its future closes the new stream.
                 operation.stream = None

@@ -23,7 +23,14 @@ from twisted.python.failure import Failure
 
 from amqp_core._types import Buffer
 from amqp_core.tls import TLSSession
-from amqp_core.transport import AddressInfo, Cancellable, StreamListener, StreamSettings, Transport
+from amqp_core.transport import (
+    AddressInfo,
+    Cancellable,
+    StreamListener,
+    StreamSettings,
+    Transport,
+    apply_tcp_options,
+)
 
 
 class _Operation:
@@ -76,21 +83,11 @@ class _Encrypting:
 
 
 def _set_tcp_options(transport: Any, options: Mapping[str, int] | None) -> None:
-    # TCP_NODELAY always; then each named option this platform has (keepalive on with them).
+    # Twisted's TCP transport hands out its socket; amqp_core decides what is set on it.
     handle = getattr(transport, "getHandle", None)
     sock = handle() if handle is not None else None
-    if not isinstance(sock, socket.socket):
-        return
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    keepalive = False
-    for name, value in (options or {}).items():
-        option = getattr(socket, name, None)
-        if not name.startswith("TCP_") or not isinstance(option, int):
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, option, value)
-        keepalive = keepalive or name.startswith("TCP_KEEP")
-    if keepalive:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if isinstance(sock, socket.socket):
+        apply_tcp_options(sock, options, socket)
 
 
 def _stream_error(failure: Failure) -> BaseException:

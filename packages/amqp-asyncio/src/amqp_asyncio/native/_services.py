@@ -40,6 +40,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("AnyioServices",)
@@ -289,7 +290,9 @@ class AnyioServices:
                 with anyio.fail_after(settings.connect_timeout):
                     tcp = await _connect_tcp(settings.address)
                 stream = tcp
-                _set_tcp_options(tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings)
+                apply_tcp_options(
+                    tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings.tcp_options, socket
+                )
                 if settings.ssl_context is not None:
                     stream = await TLSStream.wrap(
                         tcp,
@@ -346,7 +349,7 @@ class AnyioServices:
             try:
                 with anyio.fail_after(settings.connect_timeout):
                     await loop.sock_connect(sock, address.sockaddr)
-                _set_tcp_options(sock, settings)
+                apply_tcp_options(sock, settings.tcp_options, socket)
                 transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
             except OSError as exc:
                 error = exc
@@ -432,16 +435,6 @@ def _root_cause(error: BaseException) -> BaseException:
     if isinstance(error, anyio.BrokenResourceError) and error.__cause__ is not None:
         return error.__cause__
     return error
-
-
-def _set_tcp_options(raw: socket.socket, settings: StreamSettings) -> None:
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    for name, value in (settings.tcp_options or {}).items():
-        option = getattr(socket, name, None)
-        if option is None:
-            continue  # not on this platform
-        level = socket.SOL_SOCKET if name == "SO_KEEPALIVE" else socket.IPPROTO_TCP
-        raw.setsockopt(level, option, value)
 
 
 class _Protocol(asyncio.Protocol):
@@ -560,7 +553,12 @@ class _Transport:
 
     def close(self) -> None:
         self._closing = True
-        self._wake.set()
+        if not self._queue and not self._sending and self._scope is not None:
+            # Nothing left to send: end the reader and the writer in one go, rather than
+            # wake the writer only for it to stop the reader (a scheduling round each).
+            self._scope.cancel()
+        else:
+            self._wake.set()
 
     def abort(self) -> None:
         self._aborted = True
@@ -585,10 +583,17 @@ class _Transport:
             error = exc
         finally:
             with anyio.CancelScope(shield=True):
+                closed = False
                 if self._closing and not self._aborted and error is None:
                     with anyio.move_on_after(_CLOSE_GRACE):
-                        await self._stream.aclose()
-                await anyio.aclose_forcefully(self._stream)
+                        try:
+                            await self._stream.aclose()
+                        except (OSError, anyio.BrokenResourceError):
+                            pass  # the peer went first: closed forcefully below
+                        else:
+                            closed = True
+                if not closed:
+                    await anyio.aclose_forcefully(self._stream)
             self._report(error)
 
     async def _reader(self) -> None:
