@@ -30,6 +30,7 @@ import errno
 import heapq
 import itertools
 import random
+import select
 import selectors
 import socket
 import threading
@@ -47,7 +48,7 @@ from amqp_core.transport import (
     Transport,
 )
 
-__all__ = ("ThreadIOServices",)
+__all__ = ("IOCondition", "ThreadIOServices")
 
 # One recv asks for this much: a 128 KiB frame plus change in one call.
 _RECV_SIZE: Final = 256 * 1024
@@ -57,6 +58,10 @@ _SEND_CHUNK: Final = 256 * 1024
 _LINGER: Final = 0.001
 # Deferred output of about this many bytes is sent at once by the thread that queued it.
 _SEND_NOW: Final = 32 * 1024
+# A user thread that leaves the reader role after a shorter stay than this does not wake the
+# I/O thread to read again: it is likely to be back at once (a request, a reply, the next
+# request); the I/O thread looks for itself within this long.
+_RESTORE: Final = 0.005
 # Names of tcp_options, mapped to the socket option that implements each, where it exists.
 _TCP_OPTIONS: Final = ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")
 
@@ -116,6 +121,10 @@ class _SocketTransport:
         self.closing = False
         self.closed = False
         self.watching_write = False
+        # The I/O thread stopped watching for input: a user thread reads (the reader role).
+        self.read_paused = False
+        # What the selector watches for now (0: the socket is not registered as a transport).
+        self.events = 0
         # write_buffer_size() reported output waiting (the listener may hold more back).
         self.backlog_seen = False
 
@@ -218,6 +227,31 @@ class _SocketTransport:
                 return
 
 
+class IOCondition(threading.Condition):
+    """A condition on the connection's lock whose waits may read the socket themselves.
+
+    :meth:`wait` is :meth:`ThreadIOServices.wait` (the reader role); :meth:`notify_all` also
+    wakes the thread in the reader role, which polls the socket rather than the condition.
+
+    Args:
+        lock: the connection's lock.
+        io: the connection's I/O services.
+    """
+
+    def __init__(self, lock: threading.RLock, io: ThreadIOServices) -> None:
+        super().__init__(lock)
+        self._io = io
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait (lock held) for a notification, input, or ``timeout`` seconds."""
+        return self._io.wait(self, timeout)
+
+    def notify_all(self) -> None:
+        """Wake every thread waiting on this condition, and the reader."""
+        super().notify_all()
+        self._io.wake_reader()
+
+
 class ThreadIOServices:
     """amqp_core's :class:`~amqp_core.transport.IOServices` on a private I/O thread.
 
@@ -250,6 +284,21 @@ class ThreadIOServices:
         self._deferred = 0
         self._deferred_seen = 0
         self._deferred_bytes = 0
+        # The last call of run_ready_soon that sent at once: by which thread, and when. A
+        # second such call by the same thread soon after, with no wait between, is a burst.
+        self._direct_by: int | None = None
+        self._direct_at = 0.0
+        # The reader role (see wait): the user thread reading the socket itself, since when,
+        # whether it was sent a byte on the reader-wake socketpair, the transports the I/O
+        # thread stopped watching for input meanwhile, and how many threads wait otherwise.
+        self._reader: int | None = None
+        self._reader_since = 0.0
+        self._reader_woken = False
+        self._read_paused: set[_SocketTransport] = set()
+        self._waiters = 0
+        self._reader_wake_r, self._reader_wake_w = socket.socketpair()
+        self._reader_wake_r.setblocking(False)
+        self._reader_wake_w.setblocking(False)
         self._released = False
         # While callbacks run in a batch (run_ready, the loop's timers), writes only queue;
         # the batch's output is sent at its end (the core writes a big flush piece by piece).
@@ -371,22 +420,30 @@ class ThreadIOServices:
         """Run the zero-delay timers now or soon; for a user thread that queued output.
 
         The caller holds the lock and returns without waiting for anything. After a quiet
-        spell the timers run at once, in this thread, and the I/O thread starts lingering:
-        until no output was queued for :data:`_LINGER` seconds, output queued by later calls
-        is left to it, and it sends all of it at least that often (and whenever it wakes
-        for another reason), unless about :data:`_SEND_NOW` bytes wait: those the caller
-        sends at once. No system call is made for a deferred call.
+        spell the timers run at once, in this thread. When the same thread calls again within
+        :data:`_LINGER` seconds without waiting in between (a burst, not a publish followed by
+        a wait for the reply), it sends at once too and the I/O thread starts lingering: until
+        no output was queued for :data:`_LINGER` seconds, output queued by later calls is
+        left to it, and it sends all of it at least that often (and whenever it wakes for
+        another reason), unless about :data:`_SEND_NOW` bytes wait: those the caller sends at
+        once. No system call is made for a deferred call, and an isolated call does not wake
+        the I/O thread.
 
         Args:
             size: about how many bytes the caller queued.
         """
         if not self._lingering:
             self.run_ready()
-            if threading.get_ident() != self._thread.ident:
-                self._lingering = True
-                self._deferred_seen = self._deferred
-                self._linger_until = time.monotonic() + _LINGER
-                self._wake()
+            me = threading.get_ident()
+            if me != self._thread.ident:
+                now = time.monotonic()
+                if self._direct_by == me and now - self._direct_at < _LINGER:
+                    self._lingering = True
+                    self._deferred_seen = self._deferred
+                    self._linger_until = now + _LINGER
+                    self._wake()
+                self._direct_by = me
+                self._direct_at = now
             return
         self._deferred += 1
         self._deferred_bytes += size
@@ -403,9 +460,108 @@ class ThreadIOServices:
     def stop(self) -> None:
         """Ask the I/O thread to end; it closes every socket it still has as it goes."""
         self._stopping = True
+        self.wake_reader()
         if threading.get_ident() != self._thread.ident:
             # The I/O thread itself looks at _stopping before it waits again.
             self._wake()
+
+    def wait(self, cond: threading.Condition, timeout: float | None) -> bool:
+        """Wait (lock held) for progress: instead of ``cond.wait(timeout)``, for a user thread.
+
+        When the connection has one open transport and no other thread reads it, the
+        calling thread takes the reader role: it lets go of the lock (however many times it
+        holds it, as ``Condition.wait`` does), polls the socket and the reader-wake
+        socketpair, takes the lock back and, if input came, reads it exactly as the I/O thread
+        would (then runs the due timers and wakes the other waiters). The reply is then
+        handled in the thread that waits for it, without a hand-off from the I/O thread.
+        Otherwise it waits on ``cond``. Either way it returns after at most ``timeout``
+        seconds, or sooner, and the caller looks at its predicate again.
+
+        Args:
+            cond: the condition (on the connection's lock) to wait on when not reading.
+            timeout: the most seconds to wait; None: no limit.
+
+        Returns:
+            False if it returned because ``timeout`` passed, True otherwise.
+        """
+        me = threading.get_ident()
+        if self._direct_by == me:
+            # This thread waits: its next run_ready_soon is not part of a burst.
+            self._direct_by = None
+        transport = self._reader_transport(me)
+        if transport is None:
+            self._waiters += 1
+            try:
+                return threading.Condition.wait(cond, timeout)
+            finally:
+                self._waiters -= 1
+        self._reader = me
+        self._reader_since = time.monotonic()
+        try:
+            return self._read_as_reader(transport, timeout)
+        finally:
+            self._reader = None
+            if self._read_paused and (
+                self._waiters or time.monotonic() - self._reader_since >= _RESTORE
+            ):
+                # The I/O thread watches the socket again at the top of its loop.
+                self._wake()
+
+    def wake_reader(self) -> None:
+        """Make the thread in the reader role (if another one) return from its poll."""
+        reader = self._reader
+        if reader is not None and not self._reader_woken and reader != threading.get_ident():
+            self._reader_woken = True
+            with contextlib.suppress(OSError):
+                self._reader_wake_w.send(b"\0")
+
+    def _reader_transport(self, me: int) -> _SocketTransport | None:
+        """The transport the calling thread may read as the reader, if it may."""
+        if (
+            self._reader is not None
+            or self._stopping
+            or self._released
+            or len(self._transports) != 1
+            or me == self._thread.ident
+            or self._thread.ident is None
+        ):
+            return None
+        for transport in self._transports:
+            if not (transport.closing or transport.closed):
+                return transport
+        return None
+
+    def _read_as_reader(self, transport: _SocketTransport, timeout: float | None) -> bool:
+        """One poll and read in the reader role: see :meth:`wait`."""
+        poller = select.poll()
+        poller.register(transport.sock.fileno(), select.POLLIN)
+        poller.register(self._reader_wake_r.fileno(), select.POLLIN)
+        # An RLock held several times is let go of and taken back at once, with its count
+        # (threading.Condition.wait does the same).
+        lock = self._lock
+        saved = lock._release_save()  # type: ignore[attr-defined]
+        try:
+            events = poller.poll(None if timeout is None else max(0.0, timeout) * 1000.0)
+        finally:
+            lock._acquire_restore(saved)  # type: ignore[attr-defined]
+        if self._reader_woken:
+            self._reader_woken = False
+            with contextlib.suppress(OSError):
+                while self._reader_wake_r.recv(4096):
+                    pass
+        if not events:
+            return False
+        if (
+            not transport.closed
+            and transport in self._transports
+            and any(fd == transport.sock.fileno() for fd, _mask in events)
+        ):
+            # What the I/O thread does for a readable socket; non-blocking, so if it read
+            # first this finds nothing.
+            transport.on_readable()
+            self.run_ready()
+            self._on_iteration()
+        return True
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the I/O thread to end (not from the I/O thread itself).
@@ -467,8 +623,25 @@ class ThreadIOServices:
             transport.listener.connection_lost(error)
 
         self._ready.append(finish)
+        # A thread reading it as the reader looks at the state of things again.
+        self.wake_reader()
         if threading.get_ident() != self._thread.ident:
             self._wake()
+
+    def _update_interest(self, transport: _SocketTransport) -> None:
+        """Make the selector watch ``transport`` for what it needs now (I/O thread)."""
+        events = 0 if transport.read_paused else selectors.EVENT_READ
+        if transport.watching_write:
+            events |= selectors.EVENT_WRITE
+        if events == transport.events:
+            return
+        if not transport.events:
+            self._selector.register(transport.sock, events, transport)
+        elif not events:
+            self._selector.unregister(transport.sock)
+        else:
+            self._selector.modify(transport.sock, events, transport)
+        transport.events = events
 
     def _register(self, sock: socket.socket, events: int, data: object) -> None:
         self._selector.register(sock, events, data)
@@ -495,6 +668,8 @@ class ThreadIOServices:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
+        self._reader_wake_r.close()
+        self._reader_wake_w.close()
 
     def _loop(self) -> None:
         selector = self._selector
@@ -503,14 +678,18 @@ class ThreadIOServices:
             with self._lock:
                 if self._stopping and not self._ready:
                     return
+                paused = self._read_paused
+                if paused and self._reader is None:
+                    # No user thread reads any more: watch for input again.
+                    for transport in paused:
+                        transport.read_paused = False
+                        if not transport.closed:
+                            self._update_interest(transport)
+                    paused.clear()
                 for transport in self._want:
                     if not transport.closed and transport.out_size:
                         transport.watching_write = True
-                        selector.modify(
-                            transport.sock,
-                            selectors.EVENT_READ | selectors.EVENT_WRITE,
-                            transport,
-                        )
+                        self._update_interest(transport)
                 self._want.clear()
                 if self._ready:
                     timeout: float | None = 0.0
@@ -521,8 +700,16 @@ class ThreadIOServices:
                 if self._lingering:
                     left = max(0.0, self._linger_until - time.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
+                if paused:
+                    # A user thread reads. A short stay in the reader role ends without
+                    # waking this thread (see wait): look again when it would be long.
+                    left = self._reader_since + _RESTORE - time.monotonic()
+                    if left > 0:
+                        timeout = left if timeout is None else min(timeout, left)
             events = selector.select(timeout)
             with self._lock:
+                # Whether this pass did anything the waiters may want to know about.
+                busy = False
                 for key, mask in events:
                     target = key.data
                     if target is None:
@@ -533,14 +720,24 @@ class ThreadIOServices:
                     elif isinstance(target, _SocketTransport):
                         if target.closed:
                             continue
+                        busy = True
                         if mask & selectors.EVENT_WRITE:
                             target.on_writable()
                             if not target.closed and not target.out_size:
                                 target.watching_write = False
-                                selector.modify(target.sock, selectors.EVENT_READ, target)
+                                self._update_interest(target)
                         if mask & selectors.EVENT_READ and not target.closed:
-                            target.on_readable()
+                            if self._reader is not None:
+                                # A user thread waits in the reader role and reads this
+                                # input itself: leave it to it, and stop watching until it
+                                # lets go of the role, so as not to compete for every reply.
+                                target.read_paused = True
+                                self._read_paused.add(target)
+                                self._update_interest(target)
+                            else:
+                                target.on_readable()
                     else:
+                        busy = True
                         assert isinstance(target, _Connect)
                         target.on_event()
                 now = time.monotonic()
@@ -550,7 +747,10 @@ class ThreadIOServices:
                     while timers and timers[0][0] <= now:
                         _at, _n, timer = heapq.heappop(timers)
                         if not timer.cancelled:
+                            busy = True
                             timer.callback()
+                    if self._ready:
+                        busy = True
                     for _ in range(len(self._ready)):
                         self._ready.popleft()()
                 finally:
@@ -563,7 +763,8 @@ class ThreadIOServices:
                         self._linger_until = now + _LINGER
                     else:
                         self._lingering = False
-                self._on_iteration()
+                if busy:
+                    self._on_iteration()
 
 
 def _resolve(host: str, port: int) -> list[AddressInfo] | OSError:
@@ -691,6 +892,7 @@ class _Connect:
             self.io, sock, self.listener, tls=self.settings.ssl_context is not None
         )
         self.io._selector.modify(sock, selectors.EVENT_READ, transport)
+        transport.events = selectors.EVENT_READ
         self.io._transports.add(transport)
         self.sock = None
         self.on_done(transport)

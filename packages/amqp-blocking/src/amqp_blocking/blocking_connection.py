@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from amqp_blocking._io import ThreadIOServices
+from amqp_blocking._io import IOCondition, ThreadIOServices
 from amqp_core import blocking_support
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome, ReturnedMessage
@@ -145,7 +145,9 @@ class BlockingConnection:
         _impl_class: object = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._io = ThreadIOServices(self._lock, self._on_io_iteration)
+        # Its waits may read the socket themselves (the reader role, see _io).
+        self._cond = IOCondition(self._lock, self._io)
         self._local = threading.local()
         self._pending: deque[Callable[[], None]] = deque()
         self._timers: list[tuple[float, int, _UserTimer]] = []
@@ -161,7 +163,6 @@ class BlockingConnection:
         # Recovery: bumped on every loss, so that a request waiting across it knows.
         self._generation = 0
         self._recovery_listeners: list[Callable[..., None]] = []
-        self._io = ThreadIOServices(self._lock, self._cond.notify_all)
         try:
             with self._lock:
                 self._impl = Connection(
@@ -208,6 +209,9 @@ class BlockingConnection:
             self._io.join(_JOIN_TIMEOUT)
 
     # ------------------------------------------------------------------ core callbacks
+
+    def _on_io_iteration(self) -> None:
+        self._cond.notify_all()
 
     def _on_open(self, _impl: Connection) -> None:
         self._opened = True
@@ -607,7 +611,7 @@ class BlockingChannel:
         # Threads waiting for confirms (_wait_confirms), each for at most this many
         # unconfirmed; woken through their own condition, not by every pass of the I/O thread.
         self._confirm_waiters: list[int] = []
-        self._confirm_cond = threading.Condition(connection._lock)
+        self._confirm_cond = IOCondition(connection._lock, connection._io)
         self._return_callbacks: list[Callable[..., None]] = []
         self._cancel_callbacks: list[Callable[..., None]] = []
         #: The most unconfirmed messages :meth:`publish_batch` / :meth:`publish_async` allow.
