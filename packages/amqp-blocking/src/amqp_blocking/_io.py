@@ -11,11 +11,37 @@ that thread starts, by the constructor's thread, which begins the first connect 
 Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
 short-lived helper thread rather than block while it holds the lock.
 
+The reader role: a user thread that waits for progress (a reply, confirms, events) calls
+:meth:`ThreadIOServices.wait` (through :class:`IOCondition`) rather than wait on a condition.
+If the connection has one open transport and no other thread holds the role, it takes it: it
+lets go of the lock, polls the socket and a reader-wake socketpair of its own (never the
+selector), takes the lock back and reads what came exactly as the I/O thread would, then
+returns so that its caller looks at its predicate again. So a reply costs one thread wake, not
+two. The rules that keep this safe:
+
+- whoever reads does it under the lock with a non-blocking recv, so a race between the reader
+  and the I/O thread only costs an empty read;
+- the I/O thread, when it finds the socket readable while a reader is active, leaves the input
+  to it and stops watching for input (it alone touches the selector); it watches again at the
+  top of its loop once no thread holds the role. A reader that leaves after a long stay (at
+  least :data:`_RESTORE`), or while other threads wait, wakes it for that; after a short stay
+  (a request and its reply, the next one likely to follow at once) it does not, and the I/O
+  thread looks by itself within :data:`_RESTORE`;
+- whatever can end a wait wakes the reader through its socketpair: a notification of the
+  connection's conditions from another thread (:meth:`IOCondition.notify_all`, which the I/O
+  thread also calls after each pass that did something), the end of a transport, and
+  :meth:`ThreadIOServices.stop`;
+- the I/O thread keeps firing the timers (heartbeats, their checks, recovery) meanwhile, and
+  alone runs the ``_ready`` callbacks (which touch the selector); the reader runs due timers
+  only, as every user thread may (:meth:`ThreadIOServices.run_ready`).
+
 A user thread that just queued output (a publish, an ack) hands it to
 :meth:`ThreadIOServices.run_ready_soon`: after a quiet spell the caller runs the zero-delay
-callbacks itself, so that the bytes leave without a thread switch; during a burst the I/O
+callbacks itself, so that the bytes leave without a thread switch; during a burst (a second
+call by the same thread within :data:`_LINGER` seconds, with no wait in between) the I/O
 thread runs them within :data:`_LINGER` seconds, so that the output of many calls leaves in
-one send, unless about :data:`_SEND_NOW` bytes wait already.
+one send, unless about :data:`_SEND_NOW` bytes wait already. An isolated publish (an RPC
+request, followed by a wait for the reply) does not wake the I/O thread.
 
 Nothing here knows AMQP: bytes in, bytes out, and time.
 
