@@ -414,13 +414,18 @@ class ThreadIOServices:
 
         The first connect's steps that are due (the resolver's answer, then the socket and
         its TCP SYN) run here first, in the calling thread, while no other thread touches
-        the selector yet: the broker is being reached while the thread starts up.
+        the selector yet: the broker is being reached while the thread starts up. A connect
+        that is done already (a broker on this host) is finished here too, so that the
+        calling thread goes on to read the handshake without a hand-off.
         """
         if self._thread.ident is not None:
             return
         self.run_ready()
         for _ in range(len(self._ready)):
             self._ready.popleft()()
+        for key, _mask in self._selector.select(0):
+            if isinstance(key.data, _Connect):
+                key.data.on_event()
         self._thread.start()
 
     def run_ready(self) -> None:
