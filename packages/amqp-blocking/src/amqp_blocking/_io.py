@@ -31,6 +31,9 @@ two. The rules that keep this safe:
   connection's conditions from another thread (:meth:`IOCondition.notify_all`, which the I/O
   thread also calls after each pass that did something), the end of a transport, and
   :meth:`ThreadIOServices.stop`;
+- while input streams in (a read of at least :data:`_STREAMING` bytes, by either, within the
+  last :data:`_RESTORE` seconds: deliveries) no thread takes the role, so that the I/O thread
+  reads the next batch while the user's thread runs the callbacks of the last one;
 - the I/O thread keeps firing the timers (heartbeats, their checks, recovery) meanwhile, and
   alone runs the ``_ready`` callbacks (which touch the selector); the reader runs due timers
   only, as every user thread may (:meth:`ThreadIOServices.run_ready`).
@@ -88,6 +91,10 @@ _SEND_NOW: Final = 32 * 1024
 # I/O thread to read again: it is likely to be back at once (a request, a reply, the next
 # request); the I/O thread looks for itself within this long.
 _RESTORE: Final = 0.005
+# One read of this many bytes means input streams in (deliveries): for the next _RESTORE
+# seconds the I/O thread reads, not a waiting thread, so that it reads the next batch while
+# the user's thread runs the callbacks of this one.
+_STREAMING: Final = 4096
 # Names of tcp_options, mapped to the socket option that implements each, where it exists.
 _TCP_OPTIONS: Final = ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")
 
@@ -246,6 +253,8 @@ class _SocketTransport:
             if not data:
                 self.io._finish(self, None)
                 return
+            if len(data) >= _STREAMING:
+                self.io._streaming_until = time.monotonic() + _RESTORE
             self.listener.data_received(data)
             if self.closed or not self.tls or not self.sock.pending():  # type: ignore[attr-defined]
                 # Plain sockets: one recv per wakeup. TLS: drain what is already decrypted,
@@ -321,6 +330,8 @@ class ThreadIOServices:
         self._reader_since = 0.0
         self._reader_woken = False
         self._read_paused: set[_SocketTransport] = set()
+        # Until then input streams in, and the I/O thread reads it (see _STREAMING).
+        self._streaming_until = 0.0
         self._waiters = 0
         # While the reader handles input (under the lock), a stream that ends is reported to
         # its listener at the end of that pass, in the reader's thread: see _finish.
@@ -536,8 +547,9 @@ class ThreadIOServices:
             return self._read_as_reader(transport, timeout)
         finally:
             self._reader = None
+            now = time.monotonic()
             if self._read_paused and (
-                self._waiters or time.monotonic() - self._reader_since >= _RESTORE
+                self._waiters or now < self._streaming_until or now - self._reader_since >= _RESTORE
             ):
                 # The I/O thread watches the socket again at the top of its loop.
                 self._wake()
@@ -559,6 +571,7 @@ class ThreadIOServices:
             or len(self._transports) != 1
             or me == self._thread.ident
             or self._thread.ident is None
+            or time.monotonic() < self._streaming_until
         ):
             return None
         for transport in self._transports:
