@@ -261,3 +261,42 @@ def test_a_reader_waits_across_a_recovery(amqp_url: str, proxy: TCPProxy) -> Non
         channel.cancel()
     finally:
         connection.close()
+
+
+def test_a_recovery_begun_by_the_reader_resolves_aside(
+    amqp_url: str, proxy: TCPProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No delay before the first attempt: the reader that reads the end of the stream runs it.
+    policy = rc.RecoveryPolicy(initial_delay=0, max_delay=0.1, max_duration=30)
+    connection = BlockingConnection(params_via(amqp_url, proxy.port, policy))
+    events: list[object] = []
+    connection.add_recovery_listener(lambda _c, event: events.append(event))
+    resolvers: list[str] = []
+    resolve = _io._resolve
+
+    def recording(host: str, port: int) -> object:
+        resolvers.append(threading.current_thread().name)
+        return resolve(host, port)
+
+    monkeypatch.setattr(_io, "_resolve", recording)
+    try:
+        connection.channel()
+        me = threading.get_ident()
+
+        def cut_when_reading() -> None:
+            _wait_for_reader(connection, me)
+            proxy.cut()
+
+        cutter = threading.Thread(target=cut_when_reading)
+        cutter.start()
+        deadline = time.monotonic() + 20
+        while not any(isinstance(e, rc.Recovered) for e in events):
+            assert time.monotonic() < deadline, events
+            connection.process_data_events(0.5)
+        cutter.join(10)
+        # A resolver that hangs must not hold up a user thread (nor, through the lock, all).
+        assert resolvers, "the recovery never resolved the host"
+        assert threading.current_thread().name not in resolvers, resolvers
+        assert connection.is_open
+    finally:
+        connection.close()

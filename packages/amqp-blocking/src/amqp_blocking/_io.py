@@ -377,17 +377,16 @@ class ThreadIOServices:
         port: int,
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
     ) -> Cancellable:
-        if threading.get_ident() != self._thread.ident:
+        if self._thread.ident is None:
             # The user's thread (the constructor's first attempt), which holds the lock and
             # runs the zero-delay timers next (run_ready): resolve right here, before the I/O
             # thread even starts. The answer still comes through a timer, never from inside
             # this call, as IOServices promises.
             result = _resolve(host, port)
-            timer = self.call_later(0, lambda: on_done(result))
-            self._wake()
-            return timer
-        # The I/O thread (a retry, a recovery): a slow resolver must hold up neither it nor,
-        # through the lock it holds while it works, the user's threads. Resolve aside.
+            return self.call_later(0, lambda: on_done(result))
+        # A retry or a recovery, from the I/O thread or from a user thread that runs due
+        # timers or reads as the reader: a slow resolver must hold up neither that thread
+        # nor, through the lock it holds while it works, the others. Resolve aside.
         pending = _Timer(0.0, lambda: None)
 
         def deliver(result: Sequence[AddressInfo] | BaseException) -> None:
@@ -611,8 +610,12 @@ class ThreadIOServices:
                 transport.on_readable()
                 self.run_ready()
                 lost = self._lost
-                while lost:
-                    lost.pop(0)()
+                if lost:
+                    while lost:
+                        lost.pop(0)()
+                    # What the listener scheduled at once (a recovery) runs now: a zero
+                    # delay from a user thread does not wake the I/O thread.
+                    self.run_ready()
             finally:
                 self._reading = False
                 if self._lost:
