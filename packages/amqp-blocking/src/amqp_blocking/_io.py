@@ -510,7 +510,7 @@ class ThreadIOServices:
             # The I/O thread itself looks at _stopping before it waits again.
             self._wake()
 
-    def wait(self, cond: threading.Condition, timeout: float | None) -> bool:
+    def wait(self, cond: threading.Condition, timeout: float | None, read: bool = True) -> bool:
         """Wait (lock held) for progress: instead of ``cond.wait(timeout)``, for a user thread.
 
         When the connection has one open transport and no other thread reads it, the
@@ -525,6 +525,8 @@ class ThreadIOServices:
         Args:
             cond: the condition (on the connection's lock) to wait on when not reading.
             timeout: the most seconds to wait; None: no limit.
+            read: False for a wait that input cannot end (for the output to drain): it
+                waits on ``cond``, woken by the I/O thread as the output leaves.
 
         Returns:
             False if it returned because ``timeout`` passed, True otherwise.
@@ -533,7 +535,7 @@ class ThreadIOServices:
         if self._direct_by == me:
             # This thread waits: its next run_ready_soon is not part of a burst.
             self._direct_by = None
-        transport = self._reader_transport(me)
+        transport = self._reader_transport(me) if read else None
         if transport is None:
             self._waiters += 1
             try:

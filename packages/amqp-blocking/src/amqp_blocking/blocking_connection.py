@@ -270,6 +270,7 @@ class BlockingConnection:
         channel: BlockingChannel | None = None,
         deadline: float | None = None,
         generation: int | None = None,
+        read: bool = True,
     ) -> bool:
         """Wait (lock held) until ``predicate()``; raise if the connection or channel ends.
 
@@ -280,6 +281,9 @@ class BlockingConnection:
             generation: the connection's generation when the request was sent: if the
                 connection is lost meanwhile, the reply will never come, so wait for the
                 recovery to end and raise :class:`RecoveryInterrupted`.
+            read: whether this thread may read the socket while it waits (the reader role
+                of :meth:`~amqp_blocking._io.ThreadIOServices.wait`); False when only the
+                I/O thread's progress (output leaving) can end the wait.
 
         Returns:
             Whether the predicate came true (False: ``deadline`` passed).
@@ -295,12 +299,12 @@ class BlockingConnection:
                     "been recovered, but the request may or may not have taken effect"
                 )
             if deadline is None:
-                self._cond.wait()
+                self._io.wait(self._cond, None, read)
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._io.wait(self._cond, remaining, read)
         return True
 
     def _wait_writable(self, channel: BlockingChannel) -> None:
@@ -309,9 +313,11 @@ class BlockingConnection:
         # The I/O services' estimate is cheap; the exact size decides while waiting.
         if self._blocked or self._io.unsent_bytes() > PUBLISH_HIGH_WATER:
             self._io.run_ready()
+            # Output leaving ends this wait, and the I/O thread sends it: no use reading.
             self._wait(
                 lambda: not self._blocked and impl.outbound_buffer_size <= PUBLISH_HIGH_WATER,
                 channel,
+                read=False,
             )
 
     # ------------------------------------------------------------------ dispatch
