@@ -8,8 +8,9 @@ of this module's timer heap and transports happens under the connection's one lo
 whichever thread holds it. The selector itself is only touched by the I/O thread (and, before
 that thread starts, by the constructor's thread, which begins the first connect itself: see
 :meth:`ThreadIOServices.start`); other threads ask it to watch for writability by waking it.
-Names are resolved by the thread that asks, except that the I/O thread hands resolution to a
-short-lived helper thread rather than block while it holds the lock.
+The constructor's thread resolves the first name itself, before the I/O thread starts; every
+later resolution (a retry, a recovery, whichever thread runs it) is handed to a short-lived
+helper thread rather than block a thread while it holds the lock.
 
 The reader role: a user thread that waits for progress (a reply, confirms, events) calls
 :meth:`ThreadIOServices.wait` (through :class:`IOCondition`) rather than wait on a condition.

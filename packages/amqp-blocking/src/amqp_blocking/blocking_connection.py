@@ -4,10 +4,13 @@ The connection runs amqp_core's callback :class:`~amqp_core.connection.Connectio
 I/O thread (:mod:`amqp_blocking._io`), so reading, heartbeats and dead-peer detection go on
 while the user's code is busy. Every call from a user thread takes the connection's lock and
 asks the core to do the work. A call that then waits (a request with a reply, a confirm, events)
-writes what the core produced straight to the socket and waits on a condition that the I/O
-thread signals. A publish or an ack writes straight to the socket too after a quiet spell, but
-during a burst leaves its output to the I/O thread, which sends the output of many calls at
-once, within a millisecond (see :meth:`~amqp_blocking._io.ThreadIOServices.run_ready_soon`).
+writes what the core produced straight to the socket and waits: it reads the reply itself
+while no other thread does (the reader role of
+:meth:`~amqp_blocking._io.ThreadIOServices.wait`), otherwise it waits on a condition that the
+reading thread signals. A publish or an ack writes straight to the socket too after a quiet
+spell, but during a burst leaves its output to the I/O thread, which sends the output of many
+calls at once, within a millisecond (see
+:meth:`~amqp_blocking._io.ThreadIOServices.run_ready_soon`).
 
 User callbacks (deliveries, returns, cancellations, timers, ``add_callback_threadsafe``) are
 queued and run inside ``process_data_events`` / ``start_consuming`` / ``consume`` /
