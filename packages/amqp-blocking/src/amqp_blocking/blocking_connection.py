@@ -4,10 +4,13 @@ The connection runs amqp_core's callback :class:`~amqp_core.connection.Connectio
 I/O thread (:mod:`amqp_blocking._io`), so reading, heartbeats and dead-peer detection go on
 while the user's code is busy. Every call from a user thread takes the connection's lock and
 asks the core to do the work. A call that then waits (a request with a reply, a confirm, events)
-writes what the core produced straight to the socket and waits on a condition that the I/O
-thread signals. A publish or an ack writes straight to the socket too after a quiet spell, but
-during a burst leaves its output to the I/O thread, which sends the output of many calls at
-once, within a millisecond (see :meth:`~amqp_blocking._io.ThreadIOServices.run_ready_soon`).
+writes what the core produced straight to the socket and waits: it reads the reply itself
+while no other thread does (the reader role of
+:meth:`~amqp_blocking._io.ThreadIOServices.wait`), otherwise it waits on a condition that the
+reading thread signals. A publish or an ack writes straight to the socket too after a quiet
+spell, but during a burst leaves its output to the I/O thread, which sends the output of many
+calls at once, within a millisecond (see
+:meth:`~amqp_blocking._io.ThreadIOServices.run_ready_soon`).
 
 User callbacks (deliveries, returns, cancellations, timers, ``add_callback_threadsafe``) are
 queued and run inside ``process_data_events`` / ``start_consuming`` / ``consume`` /
@@ -34,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final
 
-from amqp_blocking._io import ThreadIOServices
+from amqp_blocking._io import IOCondition, ThreadIOServices
 from amqp_core import blocking_support
 from amqp_core.channel import Channel
 from amqp_core.confirms import ConfirmTracker, PublishOutcome, ReturnedMessage
@@ -145,7 +148,9 @@ class BlockingConnection:
         _impl_class: object = None,
     ) -> None:
         self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
+        self._io = ThreadIOServices(self._lock, self._on_io_iteration)
+        # Its waits may read the socket themselves (the reader role, see _io).
+        self._cond = IOCondition(self._lock, self._io)
         self._local = threading.local()
         self._pending: deque[Callable[[], None]] = deque()
         self._timers: list[tuple[float, int, _UserTimer]] = []
@@ -161,7 +166,6 @@ class BlockingConnection:
         # Recovery: bumped on every loss, so that a request waiting across it knows.
         self._generation = 0
         self._recovery_listeners: list[Callable[..., None]] = []
-        self._io = ThreadIOServices(self._lock, self._cond.notify_all)
         try:
             with self._lock:
                 self._impl = Connection(
@@ -208,6 +212,9 @@ class BlockingConnection:
             self._io.join(_JOIN_TIMEOUT)
 
     # ------------------------------------------------------------------ core callbacks
+
+    def _on_io_iteration(self) -> None:
+        self._cond.notify_all()
 
     def _on_open(self, _impl: Connection) -> None:
         self._opened = True
@@ -266,6 +273,7 @@ class BlockingConnection:
         channel: BlockingChannel | None = None,
         deadline: float | None = None,
         generation: int | None = None,
+        read: bool = True,
     ) -> bool:
         """Wait (lock held) until ``predicate()``; raise if the connection or channel ends.
 
@@ -276,6 +284,9 @@ class BlockingConnection:
             generation: the connection's generation when the request was sent: if the
                 connection is lost meanwhile, the reply will never come, so wait for the
                 recovery to end and raise :class:`RecoveryInterrupted`.
+            read: whether this thread may read the socket while it waits (the reader role
+                of :meth:`~amqp_blocking._io.ThreadIOServices.wait`); False when only the
+                I/O thread's progress (output leaving) can end the wait.
 
         Returns:
             Whether the predicate came true (False: ``deadline`` passed).
@@ -291,12 +302,12 @@ class BlockingConnection:
                     "been recovered, but the request may or may not have taken effect"
                 )
             if deadline is None:
-                self._cond.wait()
+                self._io.wait(self._cond, None, read)
             else:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._cond.wait(remaining)
+                self._io.wait(self._cond, remaining, read)
         return True
 
     def _wait_writable(self, channel: BlockingChannel) -> None:
@@ -305,9 +316,11 @@ class BlockingConnection:
         # The I/O services' estimate is cheap; the exact size decides while waiting.
         if self._blocked or self._io.unsent_bytes() > PUBLISH_HIGH_WATER:
             self._io.run_ready()
+            # Output leaving ends this wait, and the I/O thread sends it: no use reading.
             self._wait(
                 lambda: not self._blocked and impl.outbound_buffer_size <= PUBLISH_HIGH_WATER,
                 channel,
+                read=False,
             )
 
     # ------------------------------------------------------------------ dispatch
@@ -607,7 +620,7 @@ class BlockingChannel:
         # Threads waiting for confirms (_wait_confirms), each for at most this many
         # unconfirmed; woken through their own condition, not by every pass of the I/O thread.
         self._confirm_waiters: list[int] = []
-        self._confirm_cond = threading.Condition(connection._lock)
+        self._confirm_cond = IOCondition(connection._lock, connection._io)
         self._return_callbacks: list[Callable[..., None]] = []
         self._cancel_callbacks: list[Callable[..., None]] = []
         #: The most unconfirmed messages :meth:`publish_batch` / :meth:`publish_async` allow.
