@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from amqp_blocking import BlockingConnection, _io
 from amqp_core import recovery as rc
 from amqp_core.exceptions import AMQPConnectionError
 from amqp_core.parameters import ConnectionParameters, URLParameters
+from amqp_core.transport import apply_tcp_options
 from tests.blocking.proxy import TCPProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -89,3 +91,37 @@ def test_a_slow_resolver_during_recovery_holds_up_no_thread(
     finally:
         release.set()
         connection.close()
+
+
+def test_tcp_options_reach_the_socket(
+    params: URLParameters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    def spy(sock: socket.socket, options: Any, socket_module: Any) -> None:
+        apply_tcp_options(sock, options, socket_module)
+        seen.append(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            )
+        )
+
+    monkeypatch.setattr(_io, "apply_tcp_options", spy)
+    params.tcp_options = {"TCP_KEEPINTVL": 9}
+    with BlockingConnection(params) as connection:
+        assert connection.is_open
+    assert seen == [(1, 1, 9)]
+
+
+def test_a_socket_option_error_fails_the_attempt(
+    params: URLParameters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(sock: socket.socket, options: Any, socket_module: Any) -> None:
+        raise OSError(92, "Protocol not available")
+
+    monkeypatch.setattr(_io, "apply_tcp_options", refuse)
+    bad = ConnectionParameters(host=params.host, port=params.port, connection_attempts=1)
+    with pytest.raises(AMQPConnectionError, match="Protocol not available"):
+        BlockingConnection(bad)

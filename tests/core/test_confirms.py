@@ -112,3 +112,8 @@ def test_release_undelivered() -> None:
     assert channel.nacks == [(7, False, True), (9, False, True)]
     closed = _FakeChannel(False)
     assert release_undelivered(cast(Channel, closed), False, messages) == ([], 0)
+
+
+@pytest.mark.parametrize(("window", "level"), [(1, 0), (2, 1), (1000, 500), (10_001, 5000), (0, 0)])
+def test_a_full_window_is_refilled_from_half(window: int, level: int) -> None:
+    assert ConfirmTracker.refill_level(window) == level

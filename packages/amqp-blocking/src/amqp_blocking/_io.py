@@ -76,6 +76,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    apply_tcp_options,
 )
 
 __all__ = ("IOCondition", "ThreadIOServices")
@@ -96,8 +97,6 @@ _RESTORE: Final = 0.005
 # seconds the I/O thread reads, not a waiting thread, so that it reads the next batch while
 # the user's thread runs the callbacks of this one.
 _STREAMING: Final = 4096
-# Names of tcp_options, mapped to the socket option that implements each, where it exists.
-_TCP_OPTIONS: Final = ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_USER_TIMEOUT")
 
 #: What a non-blocking plain socket raises when it cannot move data now.
 _PLAIN_WOULD_BLOCK: Final[tuple[type[OSError], ...]] = (BlockingIOError, InterruptedError)
@@ -895,8 +894,6 @@ class _Connect:
             return
         self.sock = sock
         sock.setblocking(False)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = sock.connect_ex(address.sockaddr)
         if err not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
             self._fail(OSError(err, f"connect to {address.sockaddr}: {errno.errorcode.get(err)}"))
@@ -919,7 +916,11 @@ class _Connect:
             if err:
                 self._fail(ConnectionRefusedError(err, f"connect to {sock!r} failed"))
                 return
-            self._set_tcp_options(sock)
+            try:
+                apply_tcp_options(sock, self.settings.tcp_options, socket)
+            except OSError as error:
+                self._fail(error)
+                return
             context = self.settings.ssl_context
             if context is None:
                 self._succeed(sock)
@@ -955,16 +956,6 @@ class _Connect:
             self._fail(error)
             return
         self._succeed(sock)
-
-    def _set_tcp_options(self, sock: socket.socket) -> None:
-        options = self.settings.tcp_options or {}
-        if options:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name in _TCP_OPTIONS:
-            if name in options and hasattr(socket, name):
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), options[name])
 
     def _succeed(self, sock: socket.socket) -> None:
         if self.deadline is not None:

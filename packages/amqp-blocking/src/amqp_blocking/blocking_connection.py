@@ -1173,8 +1173,7 @@ class BlockingChannel:
                 assert tracker is not None
                 window = max(1, self.confirm_window)
                 if tracker.unsettled >= window:
-                    # Refill from half empty, as publish_batch does: not a wakeup per ack.
-                    self._wait_confirms(window // 2)
+                    self._wait_confirms(tracker.refill_level(window))
             connection._wait_recovered(self)
             if self._closed_reason is not None:
                 # Closed by the broker (e.g. a 404 for an earlier publish): say so.
@@ -1287,9 +1286,8 @@ class BlockingChannel:
                 connection._wait_writable(self)
                 limit = window - len(chunk)
                 if tracker.unsettled > limit:
-                    # The window is full: wait until half of it is free, so that one wakeup
-                    # is followed by a long run of publishes, not by a few per ack.
-                    self._wait_confirms(min(limit, window // 2))
+                    # The window is full: wait until it may be refilled.
+                    self._wait_confirms(min(limit, tracker.refill_level(window)))
                 connection._wait_recovered(self)
                 if self._closed_reason is not None:
                     # Closed by the broker (e.g. a 404 for an earlier publish): say so.

@@ -161,6 +161,17 @@ class ConfirmTracker:
         """How many publishes wait for their confirm."""
         return len(self._pending)
 
+    @staticmethod
+    def refill_level(window: int) -> int:
+        """How few publishes may wait for their confirm before a full ``window`` takes more.
+
+        Half the window: a publisher held back by a full window goes on once half of it is
+        confirmed, so that one wakeup is followed by a long run of publishes rather than by
+        a few per ack (the broker acks in batches with ``multiple``). Every adapter that
+        windows publishes refills at this level.
+        """
+        return max(1, window) // 2
+
     def published(
         self,
         exchange: str,

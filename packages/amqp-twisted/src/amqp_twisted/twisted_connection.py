@@ -360,7 +360,7 @@ class _Batch:
         """A confirm came (maybe of a basic_publish): go on once half the window is free."""
         tracker = self.channel._tracker
         assert tracker is not None
-        if tracker.unsettled <= self.channel.confirm_window // 2:
+        if tracker.unsettled <= tracker.refill_level(self.channel.confirm_window):
             self.schedule()
 
     def recovered(self) -> None:
