@@ -2,8 +2,10 @@
 
 :class:`TornadoIOServices` gives amqp_core's ``Connection`` the IOLoop's clock, timers and
 thread-safe callbacks, resolves names with Tornado's default (non-blocking) resolver, and opens
-streams as Tornado :class:`~tornado.iostream.IOStream` objects: ``connect`` under a time limit,
-then ``start_tls`` when a TLS context is given.
+streams: a non-blocking TCP connect under a time limit, then either a plain socket watched with
+the IOLoop's ``add_handler`` (each read reaches amqp_core in the callback that made it, each
+write is sent at once) or, when a TLS context is given, a Tornado
+:class:`~tornado.iostream.IOStream` after ``start_tls``.
 
 Nothing here knows AMQP: bytes go in and out, and every decision about them is amqp_core's.
 """
@@ -16,6 +18,7 @@ import errno
 import os
 import random
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,6 +113,8 @@ class _SocketTransport:
         self._outgoing_size = 0  # bytes queued here, not yet taken by the OS
         self._handed_size = 0  # bytes of writes handed to the loop, not yet queued
         self._handed_over = 0  # how many such writes
+        # Other threads add to those two counts while the loop takes from them.
+        self._handed_lock = threading.Lock()
         self._above_low_water = False
         self._events = IOLoop.READ
         self._closing = False  # close() was asked: no more writes, shut once drained
@@ -131,13 +136,15 @@ class _SocketTransport:
         chunk = data if type(data) is bytes else bytes(data)
         if not chunk:
             return
-        self._handed_over += 1
-        self._handed_size += len(chunk)
+        with self._handed_lock:
+            self._handed_over += 1
+            self._handed_size += len(chunk)
         self._ioloop.add_callback(self._write_handed_over, chunk)
 
     def _write_handed_over(self, chunk: bytes) -> None:
-        self._handed_over -= 1
-        self._handed_size -= len(chunk)
+        with self._handed_lock:
+            self._handed_over -= 1
+            self._handed_size -= len(chunk)
         self._write_now(chunk)
 
     def _write_now(self, data: Buffer) -> None:
