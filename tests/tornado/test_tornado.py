@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from tornado.ioloop import IOLoop
 
 from amqp_core.parameters import URLParameters
+from amqp_core.transport import Transport
 from amqp_tornado import TornadoConnection
 from amqp_tornado.tornado_connection import TornadoConnection as ByPikaPath
 from examples import tornado_consumer
@@ -66,3 +69,89 @@ def test_default_ioloop_inside_a_running_asyncio_loop(amqp_url: str) -> None:
         return type(await asyncio.wait_for(closed, 20)).__name__
 
     assert asyncio.run(main()) == "ConnectionClosedByClient"
+
+
+def _echo_connect(driver: TornadoDriver, echo_server: Any, listener: Any) -> Transport:
+    from tests.adapters.test_io_services import connect, settings
+
+    transport = connect(driver, settings(echo_server.port), listener)
+    assert not isinstance(transport, BaseException)
+    return transport
+
+
+def test_plain_stream_answers_in_the_iteration_that_reads(tornado_driver: TornadoDriver) -> None:
+    """A plain TCP read reaches the listener in the loop iteration that found it readable.
+
+    A ping-pong over an echo server then costs one wait of the selector per round trip; an
+    IOStream future per read (and per write) would cost a second iteration each time.
+    """
+    from tests.adapters.test_io_services import EchoServer, Listener
+
+    assert isinstance(tornado_driver, TornadoDriver)
+    server = EchoServer()
+    rounds = 200
+    listener = Listener(tornado_driver)
+    try:
+        transport = _echo_connect(tornado_driver, server, listener)
+        selector: Any = tornado_driver.loop.asyncio_loop._selector  # type: ignore[attr-defined]
+        waits = [0]
+        select = selector.select
+
+        def counting_select(timeout: float | None = None) -> Any:
+            waits[0] += 1
+            return select(timeout)
+
+        answered = [0]
+
+        def data_received(data: bytes) -> None:
+            listener.data += data
+            while len(listener.data) >= 4 * (answered[0] + 1):
+                answered[0] += 1
+                if answered[0] == rounds:
+                    tornado_driver.stop()
+                    return
+                transport.write(b"ping")
+
+        listener.data_received = data_received  # type: ignore[method-assign]
+        selector.select = counting_select
+        try:
+            tornado_driver.call_soon(lambda: transport.write(b"ping"))
+            tornado_driver.run(10.0)
+        finally:
+            selector.select = select
+        assert answered[0] == rounds
+        # One wait per round trip, plus a little for the start and the stop.
+        assert waits[0] <= rounds * 1.25 + 10, waits[0]
+        transport.close()
+        tornado_driver.run(10.0)
+        assert listener.lost == [None]
+    finally:
+        server.close()
+
+
+def test_writes_from_another_thread_keep_their_order(tornado_driver: TornadoDriver) -> None:
+    """Writes made outside the loop thread go out in order, and close() sends them first."""
+    from tests.adapters.test_io_services import EchoServer, Listener
+
+    server = EchoServer()
+    pieces = [f"{n:05d}".encode() for n in range(2000)]
+    expected = b"".join(pieces)
+    listener = Listener(tornado_driver, stop_after=len(expected))
+    try:
+        transport = _echo_connect(tornado_driver, server, listener)
+
+        def writer() -> None:
+            for piece in pieces:
+                transport.write(bytearray(piece))
+
+        thread = threading.Thread(target=writer)
+        tornado_driver.call_soon(thread.start)
+        tornado_driver.run(10.0)
+        thread.join(10.0)
+        assert bytes(listener.data) == expected
+        assert transport.write_buffer_size() == 0
+        transport.close()
+        tornado_driver.run(10.0)
+        assert listener.lost == [None]
+    finally:
+        server.close()
