@@ -522,7 +522,10 @@ async def _native_scenario(job: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _twisted(job: dict[str, Any]) -> dict[str, Any]:
+def _on_reactor(
+    scenario: Callable[[Any, dict[str, Any]], Any], job: dict[str, Any]
+) -> dict[str, Any]:
+    """Run ``scenario(reactor, job)`` (a Deferred of the result) on the reactor until it ends."""
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
@@ -532,7 +535,7 @@ def _twisted(job: dict[str, Any]) -> dict[str, Any]:
         outcome.append(value)
         reactor.stop()
 
-    _twisted_scenario(reactor, job).addBoth(finish)
+    scenario(reactor, job).addBoth(finish)
     reactor.run()
     if not outcome:
         raise RuntimeError(f"{job['client']} {job['scenario']}: did not finish")
@@ -540,29 +543,17 @@ def _twisted(job: dict[str, Any]) -> dict[str, Any]:
         outcome[0].raiseException()  # a twisted Failure
     result: dict[str, Any] = outcome[0]
     return result
+
+
+def _twisted(job: dict[str, Any]) -> dict[str, Any]:
+    return _on_reactor(_twisted_scenario, job)
 
 
 def _pika_twisted(job: dict[str, Any]) -> dict[str, Any]:
     """Consume with pika's Twisted adapter, as pika's own Twisted example does."""
     if job["scenario"] != "consume":
         raise ValueError(f"pika TwistedProtocolConnection runs the consume scenario only: {job}")
-    from twisted.internet import reactor as global_reactor
-
-    reactor: Any = global_reactor
-    outcome: list[Any] = []
-
-    def finish(value: Any) -> None:
-        outcome.append(value)
-        reactor.stop()
-
-    _pika_twisted_consume(reactor, job).addBoth(finish)
-    reactor.run()
-    if not outcome:
-        raise RuntimeError(f"{job['client']} {job['scenario']}: did not finish")
-    if not isinstance(outcome[0], dict):
-        outcome[0].raiseException()  # a twisted Failure
-    result: dict[str, Any] = outcome[0]
-    return result
+    return _on_reactor(_pika_twisted_consume, job)
 
 
 def _pika_twisted_consume(reactor: Any, job: dict[str, Any]) -> Any:
