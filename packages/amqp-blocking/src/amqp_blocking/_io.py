@@ -154,8 +154,6 @@ class _SocketTransport:
         self.closing = False
         self.closed = False
         self.watching_write = False
-        # The I/O thread stopped watching for input: a user thread reads (the reader role).
-        self.read_paused = False
         # What the selector watches for now (0: the socket is not registered as a transport).
         self.events = 0
         # write_buffer_size() reported output waiting (the listener may hold more back).
@@ -710,7 +708,8 @@ class ThreadIOServices:
 
     def _update_interest(self, transport: _SocketTransport) -> None:
         """Make the selector watch ``transport`` for what it needs now (I/O thread)."""
-        events = 0 if transport.read_paused else selectors.EVENT_READ
+        # Not watched for input while a user thread reads it (the reader role).
+        events = 0 if transport in self._read_paused else selectors.EVENT_READ
         if transport.watching_write:
             events |= selectors.EVENT_WRITE
         if events == transport.events:
@@ -761,11 +760,11 @@ class ThreadIOServices:
                 paused = self._read_paused
                 if paused and self._reader is None:
                     # No user thread reads any more: watch for input again.
-                    for transport in paused:
-                        transport.read_paused = False
+                    restored = tuple(paused)
+                    paused.clear()
+                    for transport in restored:
                         if not transport.closed:
                             self._update_interest(transport)
-                    paused.clear()
                 for transport in self._want:
                     if not transport.closed and transport.out_size:
                         transport.watching_write = True
@@ -811,7 +810,6 @@ class ThreadIOServices:
                                 # A user thread waits in the reader role and reads this
                                 # input itself: leave it to it, and stop watching until it
                                 # lets go of the role, so as not to compete for every reply.
-                                target.read_paused = True
                                 self._read_paused.add(target)
                                 self._update_interest(target)
                             else:
