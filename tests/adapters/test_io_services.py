@@ -274,6 +274,22 @@ def test_tcp_options_reach_the_socket(
     assert (keepidle, keepcnt) == (30, 3)
 
 
+def test_a_socket_option_error_fails_the_connect(
+    driver: LoopDriver, echo_server: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module(
+        _TCP_OPTIONS_USER.get(driver.name, "amqp_select.selector_services")
+    )
+
+    def refuse(sock: Any, options: Any, socket_module: Any) -> None:
+        raise OSError(92, "Protocol not available")
+
+    monkeypatch.setattr(module, "apply_tcp_options", refuse)
+    result = connect(driver, settings(echo_server.port), Listener(driver))
+    assert isinstance(result, OSError)
+    assert "Protocol not available" in str(result)
+
+
 def test_big_writes_buffer_and_drain(driver: LoopDriver, echo_server: EchoServer) -> None:
     payload = bytes(range(256)) * (16 * 4096)  # 16 MiB: more than any socket buffer holds
     listener = Listener(driver, stop_after=len(payload))

@@ -13,7 +13,6 @@ Nothing here knows AMQP: bytes go in and out, and every decision about them is a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import random
@@ -449,9 +448,11 @@ class _Connector:
         if self._timer is not None:
             self._ioloop.remove_timeout(self._timer)
             self._timer = None
-        with contextlib.suppress(OSError):
-            # The peer may have ended the stream already; the transport reports that.
+        try:
             apply_tcp_options(sock, self._settings.tcp_options, socket)
+        except OSError as exc:
+            self._finish(exc)
+            return
         context = self._settings.ssl_context
         if context is None:
             self._sock = None
