@@ -181,7 +181,7 @@ class Consumer:
         self._arguments = arguments
         self._tag: str | None = None
         self._buffer: deque[Message] = deque()
-        self._wake = anyio.Event()
+        self._wake: Waiter[None] = Waiter()
         self._started = False
         self._finished = False
         self._error: BaseException | None = None
@@ -265,9 +265,10 @@ class Consumer:
                 raise StopAsyncIteration
             # Whatever this task sent (a request whose answer is the next delivery, acks)
             # leaves before it sleeps.
-            self._channel._connection._core.flush()
-            await self._wake.wait()
-            self._wake = anyio.Event()
+            connection = self._channel._connection
+            connection._core.flush()
+            await connection._services.wait(self._wake)
+            self._wake = Waiter()
         return buffer.popleft()
 
     # ------------------------------------------------------------------ from the channel
@@ -278,7 +279,7 @@ class Consumer:
         buffer = self._buffer
         if not buffer:
             # Only an empty buffer can have a task waiting on it.
-            self._wake.set()
+            self._wake.set_result(None)
         buffer.append(Message(self._channel, method, properties, body, method.consumer_tag))
 
     def _connection_lost(self) -> None:
@@ -293,7 +294,7 @@ class Consumer:
         self._error = error
         if self._tag is not None:
             self._channel._consumers.pop(self._tag, None)
-        self._wake.set()
+        self._wake.set_result(None)
 
 
 class NativeChannel:
@@ -420,11 +421,12 @@ class NativeChannel:
             waiter.set_error(self._close_reason)
         self._waiters.add(waiter)
         # The request leaves now, not on the loop's next round: its reply is awaited.
-        self._connection._core.flush()
+        connection = self._connection
+        connection._core.flush()
         try:
-            return await waiter.wait()
+            return await connection._services.wait(waiter)
         except BaseException as error:
-            self._connection._seen(error)
+            connection._seen(error)
             raise
         finally:
             self._waiters.discard(waiter)
@@ -700,7 +702,7 @@ class NativeChannel:
         self._confirms[seq] = waiter
         connection._core.flush()
         try:
-            await waiter.wait()
+            await connection._services.wait(waiter)
         except BaseException as error:
             self._confirms.pop(seq, None)
             self._connection._seen(error)
@@ -763,7 +765,7 @@ class NativeChannel:
             connection._core.flush()
             # Settled by confirms, or failed all at once when the channel or connection ends.
             try:
-                await batch.done.wait()
+                await connection._services.wait(batch.done)
             except BaseException as error:
                 self._connection._seen(error)
                 raise

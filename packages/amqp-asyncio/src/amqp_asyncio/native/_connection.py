@@ -338,7 +338,7 @@ class NativeConnection:
         # The request leaves now, not on the loop's next round: its reply is awaited.
         self._core.flush()
         try:
-            return await waiter.wait()
+            return await self._services.wait(waiter)
         except BaseException as error:
             self._seen(error)
             raise

@@ -24,7 +24,7 @@ import random
 import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, cast
+from typing import Any, Final, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -33,6 +33,7 @@ import anyio.lowlevel
 from anyio.streams.tls import TLSStream
 
 from amqp_asyncio.io_services import _StreamTransport
+from amqp_asyncio.native._waiter import Waiter
 from amqp_core._types import Buffer
 from amqp_core.transport import (
     AddressInfo,
@@ -58,6 +59,8 @@ _SENT_POLL: Final = 0.05
 # An asyncio transport pauses its protocol above the high mark, resumes it at the low mark.
 _TRANSPORT_HIGH_WATER: Final = 256 * 1024
 _TRANSPORT_LOW_WATER: Final = 64 * 1024
+
+_T = TypeVar("_T")
 
 
 class _Handle:
@@ -116,6 +119,23 @@ class AnyioServices:
             self._context.run(_name_asyncio_for_callbacks)
         self._error: BaseException | None = None
         self._stopped = False
+        # The open stream whose socket a waiting task may read itself (trio, plain TCP).
+        self._lender: _Transport | None = None
+
+    async def wait(self, waiter: Waiter[_T]) -> _T:
+        """Wait until ``waiter`` is settled; return its result or raise its error.
+
+        On trio over plain TCP the waiting task reads the socket itself while nobody else
+        does, instead of the stream's reader task reading the reply and then waking it: a
+        reply reaches its task in one scheduling round instead of two.
+        """
+        if not waiter.done:
+            lender = self._lender
+            if lender is not None and lender.lendable():
+                await lender.read_for(waiter)
+            if not waiter.done:
+                await waiter.wait()
+        return waiter.result()
 
     async def run(self) -> None:
         """Run the "as soon as possible" callbacks, in order, until cancelled.
@@ -317,7 +337,13 @@ class AnyioServices:
         direct = tcp.extra(anyio.abc.SocketAttribute.raw_socket) if stream is tcp else None
         transport = _Transport(stream, listener, self._on_sent, direct)
         on_done(transport)
-        await transport.run()
+        if direct is not None:
+            self._lender = transport
+        try:
+            await transport.run()
+        finally:
+            if self._lender is transport:
+                self._lender = None
 
     async def _run_protocol_stream(
         self,
@@ -520,6 +546,17 @@ class _Transport:
         self._reported = False
         self._scope: anyio.CancelScope | None = None
         self._aborted = False
+        # Reading lent to a waiting task (read_for): the reader task stands aside meanwhile.
+        self._reading = False  # the reader task reads the socket (not ended)
+        self._read_scope: anyio.CancelScope | None = None  # the reader's wait for input
+        self._lent = False
+        self._lent_done = anyio.Event()
+        # What a borrower met and left for the reader task to report or raise.
+        self._handoff: BaseException | None = None
+        # Resolved once: anyio.wait_readable() looks the backend up on every call.
+        self._wait_readable: Callable[[socket.socket], Awaitable[None]] = (
+            anyio.lowlevel.current_token().backend_class.wait_readable
+        )
 
     # ------------------------------------------------------------------ Transport
 
@@ -597,9 +634,11 @@ class _Transport:
             self._report(error)
 
     async def _reader(self) -> None:
-        stream = self._stream
         listener = self._listener
         try:
+            if self._direct is not None:
+                await self._read_socket(self._direct)
+            stream = self._stream
             while True:
                 data = await stream.receive(_READ_SIZE)
                 listener.data_received(data)
@@ -613,6 +652,100 @@ class _Transport:
         self._report(error)
         assert self._scope is not None
         self._scope.cancel()
+
+    async def _read_socket(self, sock: socket.socket) -> None:
+        """Read a plain TCP socket until the peer closes it (then raise ``EndOfStream``).
+
+        A stream's ``receive`` (trio's ``recv``) yields to the scheduler once more after
+        the data is in, so every reply would cost the waiting task one more scheduling
+        round; here the data reaches the listener in the step that read it. While a
+        waiting task reads for itself (:meth:`read_for`), this task stands aside.
+        """
+        listener = self._listener
+        wait_readable = self._wait_readable
+        self._reading = True
+        try:
+            while True:
+                if self._lent:
+                    await self._lent_done.wait()
+                    continue
+                handoff = self._handoff
+                if handoff is not None:
+                    self._handoff = None
+                    raise handoff
+                with anyio.CancelScope() as scope:
+                    self._read_scope = scope
+                    try:
+                        await wait_readable(sock)
+                    finally:
+                        self._read_scope = None
+                if scope.cancel_called:
+                    continue  # a waiting task took over the reading
+                try:
+                    data = sock.recv(_READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise anyio.EndOfStream
+                listener.data_received(data)
+                if not self._queue and not self._sending:
+                    self._direct_ok = True
+        finally:
+            self._reading = False
+
+    def lendable(self) -> bool:
+        """True if a waiting task may read the socket now (:meth:`read_for`)."""
+        return self._reading and not self._lent and self._handoff is None
+
+    async def read_for(self, waiter: Waiter[Any]) -> None:
+        """Read the socket in the calling task until ``waiter`` is settled.
+
+        The reader task's wait for input is cancelled (trio frees the socket for another
+        waiter at once) and it waits until this returns. If the read fails, the peer
+        closes, or a callback run by the listener raises, that is left to the reader task
+        (which reports it, or raises it in the task group, as it does its own), and this
+        returns with ``waiter`` possibly unsettled: the caller then waits for it plainly.
+        """
+        sock = self._direct
+        assert sock is not None
+        listener = self._listener
+        wait_readable = self._wait_readable
+        self._lent = True
+        self._lent_done = anyio.Event()
+        reader_scope = self._read_scope
+        if reader_scope is not None:
+            reader_scope.cancel()
+        try:
+            while not waiter.done:
+                with anyio.CancelScope() as parked:
+                    waiter.parked = parked  # settling the waiter elsewhere wakes us
+                    try:
+                        await wait_readable(sock)
+                    finally:
+                        waiter.parked = None
+                if parked.cancel_called:
+                    continue
+                try:
+                    data = sock.recv(_READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    self._handoff = anyio.EndOfStream()
+                    return
+                try:
+                    listener.data_received(data)
+                except BaseException as error:  # raised by the reader task, in the task group
+                    self._handoff = error
+                    return
+                if not self._queue and not self._sending:
+                    self._direct_ok = True
+        except (OSError, anyio.BrokenResourceError) as error:
+            self._handoff = error
+        except anyio.ClosedResourceError:
+            pass  # the stream is closing: its task reports the end
+        finally:
+            self._lent = False
+            self._lent_done.set()
 
     async def _writer(self) -> BaseException | None:
         """Send what is queued until closed; return the send error, if any."""

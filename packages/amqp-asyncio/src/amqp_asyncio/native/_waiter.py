@@ -3,6 +3,11 @@
 Unlike an asyncio future it works on trio too, and a result nobody waits for any more (its
 task was cancelled) is simply dropped: there is no "exception never retrieved" to report,
 because the error was meant for a task that chose to stop waiting.
+
+A task may wait for it by reading the connection's socket itself (see
+``AnyioServices.wait``): while it waits for the socket, :attr:`Waiter.parked` holds the
+scope it waits in, and settling the waiter from anywhere else cancels that scope, so the
+task never sleeps on the socket with its result already there.
 """
 
 from __future__ import annotations
@@ -24,31 +29,43 @@ class Waiter(Generic[_T]):
         error: the error it was settled with, if any.
     """
 
-    __slots__ = ("_event", "_value", "done", "error")
+    __slots__ = ("_event", "_value", "done", "error", "parked")
 
     def __init__(self) -> None:
         self._event = anyio.Event()
         self._value: _T | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.parked: anyio.CancelScope | None = None
 
     def set_result(self, value: _T) -> None:
         """Settle with ``value`` (ignored if already settled)."""
         if not self.done:
             self.done = True
             self._value = value
-            self._event.set()
+            self._settled()
 
     def set_error(self, error: BaseException) -> None:
         """Settle with ``error`` (ignored if already settled)."""
         if not self.done:
             self.done = True
             self.error = error
-            self._event.set()
+            self._settled()
+
+    def _settled(self) -> None:
+        self._event.set()
+        parked = self.parked
+        if parked is not None:
+            self.parked = None
+            parked.cancel()
 
     async def wait(self) -> _T:
         """Wait for the result; raise the error if that is what was set."""
         await self._event.wait()
+        return self.result()
+
+    def result(self) -> _T:
+        """The result of a settled waiter; raise the error if that is what was set."""
         if self.error is not None:
             raise self.error
         return cast("_T", self._value)
