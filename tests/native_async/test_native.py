@@ -399,7 +399,7 @@ async def test_an_error_raised_by_a_callback_ends_the_connection_block(
 
 
 async def test_tcp_options_reach_the_socket(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from amqp_asyncio.native import _services
+    from amqp_asyncio.native import _asyncio_stream, _services
     from amqp_core.transport import apply_tcp_options
 
     seen: list[tuple[int, int]] = []
@@ -413,7 +413,9 @@ async def test_tcp_options_reach_the_socket(amqp_url: str, monkeypatch: pytest.M
             )
         )
 
+    # anyio's streams (trio) and asyncio's own transport (_asyncio_stream) each apply them.
     monkeypatch.setattr(_services, "apply_tcp_options", spy)
+    monkeypatch.setattr(_asyncio_stream, "apply_tcp_options", spy)
     params = URLParameters(amqp_url)
     params.tcp_options = {"TCP_KEEPIDLE": 33}
     async with connect(params) as connection:

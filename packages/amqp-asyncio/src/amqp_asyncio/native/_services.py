@@ -14,7 +14,7 @@ exceptions those callbacks raise are still raised in the task group.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import contextvars
 import errno
 import heapq
@@ -22,17 +22,15 @@ import math
 import os
 import random
 import socket
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
 import anyio.abc
-import anyio.from_thread
 import anyio.lowlevel
-from anyio.streams.tls import TLSStream
 
-from amqp_asyncio.io_services import _StreamTransport
 from amqp_asyncio.native._waiter import Waiter
 from amqp_core._types import Buffer
 from amqp_core.transport import (
@@ -43,6 +41,13 @@ from amqp_core.transport import (
     Transport,
     apply_tcp_options,
 )
+
+if TYPE_CHECKING:
+    import asyncio
+
+# What only some programs need is imported where it is used: asyncio's protocol stream
+# (_asyncio_stream), TLS (anyio.streams.tls) and anyio.from_thread. A trio program then loads
+# neither asyncio nor them, which is most of what this package would add to its memory.
 
 __all__ = ("AnyioServices",)
 
@@ -56,9 +61,6 @@ _DRAIN_MARK: Final = 1024 * 1024
 _CLOSE_GRACE: Final = 1.0
 # How often a publisher held back by a full output buffer re-checks it.
 _SENT_POLL: Final = 0.05
-# An asyncio transport pauses its protocol above the high mark, resumes it at the low mark.
-_TRANSPORT_HIGH_WATER: Final = 256 * 1024
-_TRANSPORT_LOW_WATER: Final = 64 * 1024
 
 _T = TypeVar("_T")
 
@@ -104,12 +106,13 @@ class AnyioServices:
         self.checkpoint: Callable[[], Awaitable[None]] = backend.checkpoint
         self._sent: anyio.Event | None = None
         # On asyncio, plain TCP streams use the loop's transports directly (see
-        # _run_protocol_stream); on trio, and for TLS, anyio's streams.
-        self._loop: asyncio.AbstractEventLoop | None
-        try:
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
+        # _asyncio_stream.run_protocol_stream); on trio, and for TLS, anyio's streams.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # No asyncio loop can be running if asyncio was never imported (trio): do not import it.
+        running_asyncio = sys.modules.get("asyncio")
+        if running_asyncio is not None:
+            with contextlib.suppress(RuntimeError):  # asyncio imported, but not running here
+                self._loop = running_asyncio.get_running_loop()
         # On asyncio, call_later uses the loop's own call_soon / call_later (no task switch
         # per callback), in a context where anyio knows it runs on asyncio; an exception
         # from a callback is kept here and raised by run(), in the task group.
@@ -236,6 +239,8 @@ class AnyioServices:
 
     def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in the loop soon; from another thread (waits until it is queued)."""
+        import anyio.from_thread
+
         anyio.from_thread.run_sync(self.call_later, 0, callback, token=self._token)
 
     def getaddrinfo(
@@ -298,7 +303,11 @@ class AnyioServices:
         handle: _Handle,
     ) -> None:
         if self._loop is not None and settings.ssl_context is None:
-            await self._run_protocol_stream(self._loop, settings, listener, on_done, handle)
+            from amqp_asyncio.native._asyncio_stream import run_protocol_stream
+
+            await run_protocol_stream(
+                self._loop, settings, listener, on_done, handle, self._on_sent
+            )
             return
         stream: anyio.abc.ByteStream | None = None
         error: BaseException | None = None
@@ -314,6 +323,8 @@ class AnyioServices:
                     tcp.extra(anyio.abc.SocketAttribute.raw_socket), settings.tcp_options, socket
                 )
                 if settings.ssl_context is not None:
+                    from anyio.streams.tls import TLSStream
+
                     stream = await TLSStream.wrap(
                         tcp,
                         hostname=settings.server_hostname or settings.host,
@@ -344,63 +355,6 @@ class AnyioServices:
         finally:
             if self._lender is transport:
                 self._lender = None
-
-    async def _run_protocol_stream(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        settings: StreamSettings,
-        listener: StreamListener,
-        on_done: Callable[[Transport | BaseException], None],
-        handle: _Handle,
-    ) -> None:
-        """Plain TCP on asyncio: the loop's transport, owned by this task until it ends.
-
-        The loop hands received data straight to the listener and sends writes at once,
-        with no reader or writer task to wake: a round trip costs no task switches. This
-        task keeps the stream inside the task group: leaving the group aborts it, and an
-        exception raised by a callback ends the group, as on the anyio path.
-        """
-        address = settings.address
-        error: BaseException | None = None
-        transport: asyncio.BaseTransport | None = None
-        protocol = _Protocol(listener, self._on_sent)
-        _name_asyncio_for_callbacks()
-        sock = socket.socket(address.family, address.socktype, address.proto)
-        sock.setblocking(False)
-        with anyio.CancelScope() as scope:
-            if handle.cancelled:
-                sock.close()
-                return
-            handle.scope = scope
-            try:
-                with anyio.fail_after(settings.connect_timeout):
-                    await loop.sock_connect(sock, address.sockaddr)
-                apply_tcp_options(sock, settings.tcp_options, socket)
-                transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
-            except OSError as exc:
-                error = exc
-        if handle.cancelled or scope.cancelled_caught or error is not None:
-            if transport is not None:
-                transport.abort()  # type: ignore[attr-defined]
-            else:
-                sock.close()
-            if error is not None and not handle.cancelled:
-                handle.scope = None
-                on_done(error)
-            return
-        handle.scope = None
-        assert isinstance(transport, asyncio.Transport)
-        transport.set_write_buffer_limits(high=_TRANSPORT_HIGH_WATER, low=_TRANSPORT_LOW_WATER)
-        protocol.transport = transport
-        on_done(_StreamTransport(transport))
-        try:
-            await protocol.ended.wait()
-        finally:
-            if not protocol.lost:
-                transport.abort()
-                protocol.connection_lost(None)  # now, not once the loop gets to it
-        if protocol.error is not None:
-            raise protocol.error
 
 
 async def _connect_tcp(address: AddressInfo) -> anyio.abc.SocketStream:
@@ -461,61 +415,6 @@ def _root_cause(error: BaseException) -> BaseException:
     if isinstance(error, anyio.BrokenResourceError) and error.__cause__ is not None:
         return error.__cause__
     return error
-
-
-class _Protocol(asyncio.Protocol):
-    """Hands what an asyncio transport reports to amqp_core's listener.
-
-    An exception from the listener (a callback of the application raised it) is kept for
-    the stream's task to raise, and the stream is aborted: asyncio would only log it.
-    """
-
-    def __init__(self, listener: StreamListener, on_sent: Callable[[], None]) -> None:
-        self._listener = listener
-        self._on_sent = on_sent
-        self.transport: asyncio.Transport | None = None
-        self.ended = anyio.Event()
-        self.error: BaseException | None = None
-        self.lost = False
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self._listener.data_received(data)
-        except BaseException as error:  # the stream's task raises it in the task group
-            self._fail(error)
-
-    def eof_received(self) -> bool:
-        return False  # let the transport close; connection_lost(None) follows
-
-    def resume_writing(self) -> None:
-        self._on_sent()
-        try:
-            self._listener.write_drained()
-        except BaseException as error:
-            self._fail(error)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.lost:
-            return
-        self.lost = True
-        # asyncio calls this in the context of whoever closed the transport (an application
-        # task, perhaps under asyncio.run): anyio must still find out it runs on asyncio.
-        _name_asyncio_for_callbacks()
-        try:
-            self._listener.connection_lost(exc)
-        except BaseException as error:
-            if self.error is None:
-                self.error = error
-        self._on_sent()
-        self.ended.set()
-
-    def _fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        if self.transport is not None:
-            self.transport.abort()  # connection_lost follows, then the task raises
-        else:
-            self.ended.set()
 
 
 class _Transport:
