@@ -82,15 +82,19 @@ async def test_a_waiting_task_reads_its_own_reply() -> None:
             listener.on_data = lambda data: reply.set_result(data) if b"reply" in data else None
             me = anyio.get_current_task().id
 
+            answered = anyio.Event()
+
             async def answer() -> None:
                 await anyio.sleep(0.05)
                 await peer.send(b"reply")
+                answered.set()
 
             tg.start_soon(answer)
             await transport.read_for(reply)
             assert reply.result() == b"reply"
             assert listener.readers == [me]  # read here, not by the reader task
             # The reader task reads again once the wait is over.
+            await answered.wait()
             await peer.send(b"later")
             await _until(lambda: b"later" in listener.received)
             assert listener.readers[-1] != me

@@ -493,6 +493,9 @@ class _Transport:
             # Nothing left to send: end the reader and the writer in one go, rather than
             # wake the writer only for it to stop the reader (a scheduling round each).
             self._scope.cancel()
+            # An orderly end of our own: the listener hears it now, not once the stream
+            # task has closed the socket (which it still does before the task group ends).
+            self._report(None)
         else:
             self._wake.set()
 
@@ -586,11 +589,21 @@ class _Transport:
                     continue
                 if not data:
                     raise anyio.EndOfStream
+                self._rearm_direct()
                 listener.data_received(data)
-                if not self._queue and not self._sending:
-                    self._direct_ok = True
+                self._rearm_direct()
         finally:
             self._reading = False
+
+    def _rearm_direct(self) -> None:
+        """Input came in: a new round, whose first write may again go straight out.
+
+        Before the listener handles the input, so that the answer it writes (a handshake
+        step, ``Close-Ok``) leaves without waking the writer; after it, so that the next
+        request of the task that waited for this input does.
+        """
+        if not self._queue and not self._sending:
+            self._direct_ok = True
 
     def lendable(self) -> bool:
         """True if a waiting task may read the socket now (:meth:`read_for`)."""
@@ -631,13 +644,13 @@ class _Transport:
                 if not data:
                     self._handoff = anyio.EndOfStream()
                     return
+                self._rearm_direct()
                 try:
                     listener.data_received(data)
                 except BaseException as error:  # raised by the reader task, in the task group
                     self._handoff = error
                     return
-                if not self._queue and not self._sending:
-                    self._direct_ok = True
+                self._rearm_direct()
         except (OSError, anyio.BrokenResourceError) as error:
             self._handoff = error
         except anyio.ClosedResourceError:
