@@ -152,6 +152,9 @@ class AnyioServices:
                 raise self._error
             soon = self._soon
             timers = self._timers
+            backend = self._token.backend_class
+            create_scope = backend.create_cancel_scope
+            create_event = backend.create_event
             while True:
                 # Callbacks queued while these run are taken in this same round.
                 while soon:
@@ -167,12 +170,12 @@ class AnyioServices:
                     if soon:
                         continue
                     # Until the next timer is due, or something is queued or scheduled.
-                    with anyio.CancelScope(deadline=timers[0][0] if timers else math.inf):
+                    with create_scope(deadline=timers[0][0] if timers else math.inf):
                         await self._wake.wait()
                 else:
                     await self._wake.wait()
                 if self._wake.is_set():
-                    self._wake = anyio.Event()
+                    self._wake = create_event()
         finally:
             self._stopped = True  # the task group is ending: callbacks due later do nothing
 
@@ -452,10 +455,11 @@ class _Transport:
         self._lent_done = anyio.Event()
         # What a borrower met and left for the reader task to report or raise.
         self._handoff: BaseException | None = None
-        # Resolved once: anyio.wait_readable() looks the backend up on every call.
-        self._wait_readable: Callable[[socket.socket], Awaitable[None]] = (
-            anyio.lowlevel.current_token().backend_class.wait_readable
-        )
+        # Resolved once: anyio.wait_readable() and anyio.CancelScope() look the backend up
+        # on every call.
+        backend = anyio.lowlevel.current_token().backend_class
+        self._wait_readable: Callable[[socket.socket], Awaitable[None]] = backend.wait_readable
+        self._cancel_scope: Callable[[], anyio.CancelScope] = backend.create_cancel_scope
 
     # ------------------------------------------------------------------ Transport
 
@@ -575,7 +579,7 @@ class _Transport:
                 if handoff is not None:
                     self._handoff = None
                     raise handoff
-                with anyio.CancelScope() as scope:
+                with self._cancel_scope() as scope:
                     self._read_scope = scope
                     try:
                         await wait_readable(sock)
@@ -629,7 +633,7 @@ class _Transport:
             reader_scope.cancel()
         try:
             while not waiter.done:
-                with anyio.CancelScope() as parked:
+                with self._cancel_scope() as parked:
                     waiter.parked = parked  # settling the waiter elsewhere wakes us
                     try:
                         await wait_readable(sock)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 
 __all__ = ("Waiter",)
 
@@ -32,7 +33,8 @@ class Waiter(Generic[_T]):
     __slots__ = ("_event", "_value", "done", "error", "parked")
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        # Made by the first wait(): a task that reads its reply itself never needs one.
+        self._event: anyio.Event | None = None
         self._value: _T | None = None
         self.error: BaseException | None = None
         self.done = False
@@ -53,7 +55,8 @@ class Waiter(Generic[_T]):
             self._settled()
 
     def _settled(self) -> None:
-        self._event.set()
+        if self._event is not None:
+            self._event.set()
         parked = self.parked
         if parked is not None:
             self.parked = None
@@ -61,7 +64,12 @@ class Waiter(Generic[_T]):
 
     async def wait(self) -> _T:
         """Wait for the result; raise the error if that is what was set."""
-        await self._event.wait()
+        if not self.done:
+            if self._event is None:
+                self._event = anyio.Event()
+            await self._event.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
         return self.result()
 
     def result(self) -> _T:
