@@ -46,3 +46,16 @@ def test_quick_benchmark_runs_and_reports(amqp_url: str) -> None:
     assert "x Select" in text
     assert any(what.startswith("consume: amqp-select") for what, _, _ in targets)
     assert PIKA_BLOCKING not in CLIENTS  # its baseline rows show n/a, not a crash
+
+
+def test_the_consume_row_runs_more_often_and_the_report_says_so() -> None:
+    consume = Scenario("consume", "consume", "consume", 64, 10, 10, extra_repeats=2)
+    assert consume.repetitions(3, quick=False) == 5
+    assert consume.repetitions(1, quick=True) == 1
+    rpc = SCENARIOS[2]
+    assert rpc.repetitions(3, quick=False) == 3
+    run = {"value": 1.0, "unit": "msg/s", "seconds": 1.0, "maxrss_kb": 2000, "n": 10}
+    results = {"consume": {RAW: [run] * 5}, "rpc": {RAW: [run] * 3}}
+    facts = dict.fromkeys(("cpu", "python", "rabbitmq", "pika", "os", "date"), "x")
+    text, _targets = report(facts, results, [consume, rpc], {}, 3)
+    assert "Medians of 3 run(s) per cell (5 for consume);" in text
