@@ -92,7 +92,7 @@ SCENARIOS = [
     ),
     # Two more runs: the broker is bistable here. In some runs it writes deliveries a few at a
     # time, spends about twice the CPU per message and becomes the bottleneck for every
-    # client (see docs/performance.md); five runs keep one such run out of the median.
+    # client (see docs/performance.md); seven runs keep two such runs out of the median.
     Scenario(
         "consume", "consume 64 B, manual acks", "consume", 64, 100_000, 5_000, extra_repeats=2
     ),
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the suite and print the markdown report; return the exit status."""
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
-    parser.add_argument("--repeat", type=int, help="repetitions per cell (default 3, quick 1)")
+    parser.add_argument("--repeat", type=int, help="repetitions per cell (default 5, quick 1)")
     parser.add_argument(
         "--client", action="append", choices=list(CLIENTS), help="only these clients"
     )
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="also write the report to this file")
     parser.add_argument("--json", help="write the raw results as JSON to this file")
     args = parser.parse_args(argv)
-    repeat = args.repeat or (1 if args.quick else 3)
+    repeat = args.repeat or (1 if args.quick else 5)
     clients = [c for c in CLIENTS if c in (args.client or CLIENTS) and c not in SKIPPED]
     clients += [c for c in (args.client or []) if c not in clients]
     chosen = args.scenario or [s.key for s in SCENARIOS] + ["blocked"]

@@ -67,6 +67,18 @@ async def _connected() -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.S
             yield transport, listener, peer
 
 
+@asynccontextmanager
+async def _running() -> AsyncIterator[
+    tuple[_Transport, _Listener, anyio.abc.SocketStream, anyio.abc.TaskGroup]
+]:
+    """As :func:`_connected`, with the transport running (ready to lend) until closed at the end."""
+    async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
+        tg.start_soon(transport.run)
+        await _until(transport.lendable)
+        yield transport, listener, peer, tg
+        transport.close()
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await anyio.sleep(0.005)
@@ -75,9 +87,7 @@ async def _until(condition: Callable[[], bool]) -> None:
 @_on_trio
 async def test_a_waiting_task_reads_its_own_reply() -> None:
     with anyio.fail_after(10):
-        async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
-            tg.start_soon(transport.run)
-            await _until(transport.lendable)
+        async with _running() as (transport, listener, peer, tg):
             reply: Waiter[bytes] = Waiter()
             listener.on_data = lambda data: reply.set_result(data) if b"reply" in data else None
             me = anyio.get_current_task().id
@@ -98,16 +108,13 @@ async def test_a_waiting_task_reads_its_own_reply() -> None:
             await peer.send(b"later")
             await _until(lambda: b"later" in listener.received)
             assert listener.readers[-1] != me
-            transport.close()
         assert listener.lost == [None]
 
 
 @_on_trio
 async def test_settling_elsewhere_wakes_the_reading_task() -> None:
     with anyio.fail_after(10):
-        async with _connected() as (transport, listener, _peer), anyio.create_task_group() as tg:
-            tg.start_soon(transport.run)
-            await _until(transport.lendable)
+        async with _running() as (transport, listener, _peer, tg):
             waiter: Waiter[str] = Waiter()
 
             async def settle() -> None:
@@ -119,16 +126,13 @@ async def test_settling_elsewhere_wakes_the_reading_task() -> None:
             await transport.read_for(waiter)
             assert waiter.result() == "from another task"
             assert transport.lendable()
-            transport.close()
         assert listener.lost == [None]
 
 
 @_on_trio
 async def test_two_waiters_one_reads_for_both() -> None:
     with anyio.fail_after(10):
-        async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
-            tg.start_soon(transport.run)
-            await _until(transport.lendable)
+        async with _running() as (transport, listener, peer, tg):
             first: Waiter[None] = Waiter()
             second: Waiter[None] = Waiter()
 
@@ -154,29 +158,23 @@ async def test_two_waiters_one_reads_for_both() -> None:
             await _until(lambda: done == ["second"])
             await peer.send(b"1")
             await _until(lambda: len(done) == 2)
-            transport.close()
 
 
 @_on_trio
 async def test_a_cancelled_reading_task_gives_the_reading_back() -> None:
     with anyio.fail_after(10):
-        async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
-            tg.start_soon(transport.run)
-            await _until(transport.lendable)
+        async with _running() as (transport, listener, peer, _tg):
             with anyio.move_on_after(0.05):
                 await transport.read_for(Waiter())
             assert transport.lendable()
             await peer.send(b"after")
             await _until(lambda: b"after" in listener.received)
-            transport.close()
 
 
 @_on_trio
 async def test_the_peer_closing_while_lent_is_reported_once() -> None:
     with anyio.fail_after(10):
-        async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
-            tg.start_soon(transport.run)
-            await _until(transport.lendable)
+        async with _running() as (transport, listener, peer, tg):
             waiter: Waiter[None] = Waiter()
             listener.on_lost = lambda: waiter.set_error(ConnectionError("lost"))
             tg.start_soon(peer.aclose)
