@@ -181,6 +181,8 @@ class Consumer:
         self._arguments = arguments
         self._tag: str | None = None
         self._buffer: deque[Message] = deque()
+        self._routing_key = ""
+        self._exchange = ""
         self._wake: Waiter[None] = Waiter()
         self._started = False
         self._finished = False
@@ -280,7 +282,19 @@ class Consumer:
         if not buffer:
             # Only an empty buffer can have a task waiting on it.
             self._wake.set_result(None)
-        buffer.append(Message(self._channel, method, properties, body, method.consumer_tag))
+        # The consumer's tag, and the previous message's exchange and routing key when they
+        # are the same, rather than each message's own decoded copies: up to a prefetch
+        # window of messages may wait here, and most share them.
+        message = Message(self._channel, method, properties, body, self._tag or method.consumer_tag)
+        if message.routing_key == self._routing_key:
+            message.routing_key = self._routing_key
+        else:
+            self._routing_key = message.routing_key
+        if message.exchange == self._exchange:
+            message.exchange = self._exchange
+        else:
+            self._exchange = message.exchange
+        buffer.append(message)
 
     def _connection_lost(self) -> None:
         # amqp_core decides what becomes of deliveries received but not yet handed out.
