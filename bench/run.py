@@ -47,9 +47,12 @@ FRAMEWORK_PIKA = {
     "amqp-gevent": "pika GeventConnection",
 }
 CONSUME_ONLY = {"pika TwistedProtocolConnection"}
-QUEUE = "bench.q"
-RPC_REQUESTS = "bench.rpc.requests"
-RPC_REPLIES = "bench.rpc.replies"
+# Named after this run, and deleted at its end: two runs against one broker would otherwise
+# purge each other's queues, and a consumer whose messages were purged waits forever.
+_RUN = f"{os.getpid()}"
+QUEUE = f"bench.q.{_RUN}"
+RPC_REQUESTS = f"bench.rpc.requests.{_RUN}"
+RPC_REPLIES = f"bench.rpc.replies.{_RUN}"
 
 
 @dataclass
@@ -206,6 +209,10 @@ class Admin:
             self.connection.rpc(spec.Queue.Declare(queue=queue), spec.Queue.DeclareOk)
             self.connection.rpc(spec.Queue.Purge(queue=queue), spec.Queue.PurgeOk)
 
+    def delete(self, *queues: str) -> None:
+        for queue in queues:
+            self.connection.rpc(spec.Queue.Delete(queue=queue), spec.Queue.DeleteOk)
+
     def close(self) -> None:
         self.connection.close()
 
@@ -339,8 +346,9 @@ def run_suite(
                             file=log,
                             flush=True,
                         )
-        admin.reset(QUEUE, RPC_REPLIES, RPC_REQUESTS)
     finally:
+        with contextlib.suppress(Exception):
+            admin.delete(QUEUE, RPC_REPLIES, RPC_REQUESTS)
         admin.close()
     return results
 
@@ -379,7 +387,7 @@ def run_blocked(
         # Always restore the watermark, or the broker stays blocked for everyone.
         node.rabbitmqctl("set_vm_memory_high_watermark", "0.4")
         with contextlib.suppress(Exception):
-            admin.reset(QUEUE)
+            admin.delete(QUEUE)
         admin.close()
     return out
 
