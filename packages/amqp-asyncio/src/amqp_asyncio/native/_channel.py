@@ -255,8 +255,11 @@ class Consumer:
     async def __anext__(self) -> Message:
         if not self._started:
             await self.start()
-        await self._channel._connection._checkpoint_if_cancelled()
         buffer = self._buffer
+        if buffer:
+            # A cancellation point even when the next message is already here (waiting for
+            # one, below, is one too).
+            await self._channel._connection._checkpoint_if_cancelled()
         while not buffer:
             if self._finished:
                 if self._error is not None:
