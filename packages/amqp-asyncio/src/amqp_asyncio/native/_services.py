@@ -381,6 +381,14 @@ async def _connect_tcp(address: AddressInfo) -> anyio.abc.SocketStream:
         raise
 
 
+def _recv(sock: socket.socket) -> bytes | None:
+    """What a readable non-blocking socket holds (``b""`` at its end); None if nothing."""
+    try:
+        return sock.recv(_READ_SIZE)
+    except BlockingIOError:
+        return None
+
+
 def _joined(pieces: list[Buffer]) -> bytes:
     # anyio's streams send any buffer, views included.
     return b"".join(pieces) if len(pieces) > 1 else cast("bytes", pieces[0])
@@ -543,14 +551,10 @@ class _Transport:
         listener = self._listener
         try:
             if self._direct is not None:
-                await self._read_socket(self._direct)
+                await self._read_socket(self._direct)  # ends by raising, as receive() does
             stream = self._stream
             while True:
-                data = await stream.receive(_READ_SIZE)
-                listener.data_received(data)
-                if not self._queue and not self._sending:
-                    # A new round: the next lone request may again go straight out.
-                    self._direct_ok = True
+                listener.data_received(await stream.receive(_READ_SIZE))
         except anyio.EndOfStream:
             error: BaseException | None = None
         except (OSError, anyio.BrokenResourceError) as exc:
@@ -567,7 +571,6 @@ class _Transport:
         round; here the data reaches the listener in the step that read it. While a
         waiting task reads for itself (:meth:`read_for`), this task stands aside.
         """
-        listener = self._listener
         wait_readable = self._wait_readable
         self._reading = True
         try:
@@ -587,25 +590,25 @@ class _Transport:
                         self._read_scope = None
                 if scope.cancel_called:
                     continue  # a waiting task took over the reading
-                try:
-                    data = sock.recv(_READ_SIZE)
-                except BlockingIOError:
+                data = _recv(sock)
+                if data is None:
                     continue
                 if not data:
                     raise anyio.EndOfStream
-                self._rearm_direct()
-                listener.data_received(data)
-                self._rearm_direct()
+                self._handle_input(data)
         finally:
             self._reading = False
 
-    def _rearm_direct(self) -> None:
-        """Input came in: a new round, whose first write may again go straight out.
+    def _handle_input(self, data: bytes) -> None:
+        """Give what a direct read got to the listener: a new round for direct writes.
 
-        Before the listener handles the input, so that the answer it writes (a handshake
-        step, ``Close-Ok``) leaves without waking the writer; after it, so that the next
-        request of the task that waited for this input does.
+        Re-armed before the listener handles the input, so that the answer it writes (a
+        handshake step, ``Close-Ok``) leaves without waking the writer; and after it, so
+        that the next request of the task that waited for this input does.
         """
+        if not self._queue and not self._sending:
+            self._direct_ok = True
+        self._listener.data_received(data)
         if not self._queue and not self._sending:
             self._direct_ok = True
 
@@ -624,7 +627,6 @@ class _Transport:
         """
         sock = self._direct
         assert sock is not None
-        listener = self._listener
         wait_readable = self._wait_readable
         self._lent = True
         self._lent_done = anyio.Event()
@@ -641,20 +643,17 @@ class _Transport:
                         waiter.parked = None
                 if parked.cancel_called:
                     continue
-                try:
-                    data = sock.recv(_READ_SIZE)
-                except BlockingIOError:
+                data = _recv(sock)
+                if data is None:
                     continue
                 if not data:
                     self._handoff = anyio.EndOfStream()
                     return
-                self._rearm_direct()
                 try:
-                    listener.data_received(data)
+                    self._handle_input(data)
                 except BaseException as error:  # raised by the reader task, in the task group
                     self._handoff = error
                     return
-                self._rearm_direct()
         except (OSError, anyio.BrokenResourceError) as error:
             self._handoff = error
         except anyio.ClosedResourceError:
