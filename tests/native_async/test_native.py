@@ -191,6 +191,27 @@ async def test_channel_closed_by_broker_reaches_every_waiter(amqp_url: str) -> N
                 await other.queue_declare(queue, passive=True)
 
 
+async def test_consumed_messages_carry_their_own_exchange_key_and_tag(amqp_url: str) -> None:
+    # The consumer shares equal strings between the messages it holds: a change must show.
+    sent = [("amq.direct", "a"), ("amq.direct", "a"), ("", ""), ("amq.direct", "b")]
+    with anyio.fail_after(15):
+        async with connect(amqp_url) as connection, await connection.channel() as channel:
+            queue = await _queue(channel)
+            await channel.queue_bind(queue, "amq.direct", "a")
+            await channel.queue_bind(queue, "amq.direct", "b")
+            expected = [(exchange, key or queue) for exchange, key in sent]
+            for exchange, key in expected:
+                await channel.basic_publish(exchange, key, b"m")
+            seen = []
+            async with channel.consume(queue, auto_ack=True) as messages:
+                async for message in messages:
+                    seen.append((message.exchange, message.routing_key, message.consumer_tag))
+                    if len(seen) == len(sent):
+                        break
+            assert [(exchange, key) for exchange, key, _tag in seen] == expected
+            assert {tag for _exchange, _key, tag in seen} == {messages.consumer_tag}
+
+
 async def test_consumer_cancelled_by_broker(amqp_url: str) -> None:
     with anyio.fail_after(15):
         async with connect(amqp_url) as connection, await connection.channel() as channel:

@@ -153,6 +153,11 @@ class Message:
         await self._channel.basic_reject(self.delivery_tag, requeue)
 
 
+def _same(previous: str, value: str) -> str:
+    """``previous`` if it equals ``value``: one string object kept instead of two."""
+    return previous if value == previous else value
+
+
 class Consumer:
     """A consumer: an async iterator of :class:`Message`, and an async context manager.
 
@@ -181,8 +186,10 @@ class Consumer:
         self._arguments = arguments
         self._tag: str | None = None
         self._buffer: deque[Message] = deque()
-        self._routing_key = ""
+        # The last message's, shared by the next ones that have the same (_on_message).
+        self._tag_seen = ""
         self._exchange = ""
+        self._routing_key = ""
         self._wake: Waiter[None] = Waiter()
         self._started = False
         self._finished = False
@@ -285,18 +292,12 @@ class Consumer:
         if not buffer:
             # Only an empty buffer can have a task waiting on it.
             self._wake.set_result(None)
-        # The consumer's tag, and the previous message's exchange and routing key when they
-        # are the same, rather than each message's own decoded copies: up to a prefetch
-        # window of messages may wait here, and most share them.
-        message = Message(self._channel, method, properties, body, self._tag or method.consumer_tag)
-        if message.routing_key == self._routing_key:
-            message.routing_key = self._routing_key
-        else:
-            self._routing_key = message.routing_key
-        if message.exchange == self._exchange:
-            message.exchange = self._exchange
-        else:
-            self._exchange = message.exchange
+        message = Message(self._channel, method, properties, body, method.consumer_tag)
+        # Up to a prefetch window of messages may wait here, and most share their tag,
+        # exchange and routing key: one string each for them, not one decoded copy each.
+        self._tag_seen = message.consumer_tag = _same(self._tag_seen, message.consumer_tag)
+        self._exchange = message.exchange = _same(self._exchange, message.exchange)
+        self._routing_key = message.routing_key = _same(self._routing_key, message.routing_key)
         buffer.append(message)
 
     def _connection_lost(self) -> None:
