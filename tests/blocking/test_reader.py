@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
@@ -55,6 +56,19 @@ def _wait_for_reader(connection: BlockingConnection, ident: int | None) -> None:
     while _reader_of(connection) != ident:
         assert time.monotonic() < deadline, "the waiting thread never took the reader role"
         time.sleep(0.01)
+
+
+def _when_reading(connection: BlockingConnection, action: Callable[[], object]) -> threading.Thread:
+    """Start a thread that runs ``action`` once the calling thread holds the reader role."""
+    reader = threading.get_ident()
+
+    def run() -> None:
+        _wait_for_reader(connection, reader)
+        action()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def test_the_waiting_thread_reads_its_replies(params: URLParameters, readers: Counter[str]) -> None:
@@ -164,14 +178,7 @@ def test_heartbeats_flow_while_a_thread_waits_as_reader(params: URLParameters) -
 def test_a_close_from_another_thread_ends_the_readers_wait(params: URLParameters) -> None:
     connection = BlockingConnection(params)
     connection.channel()
-    me = threading.get_ident()
-
-    def close_when_reading() -> None:
-        _wait_for_reader(connection, me)
-        connection.close()
-
-    closer = threading.Thread(target=close_when_reading)
-    closer.start()
+    closer = _when_reading(connection, connection.close)
     started = time.monotonic()
     with pytest.raises(ConnectionWrongStateError):  # noqa: PT012
         while True:
@@ -190,14 +197,9 @@ def test_a_broker_close_ends_the_readers_wait(
     connection = BlockingConnection(params)
     channel = connection.channel()
     queue = channel.queue_declare("", exclusive=True).method.queue
-    me = threading.get_ident()
-
-    def close_when_reading() -> None:
-        _wait_for_reader(connection, me)
-        rabbitmq.rabbitmqctl("close_all_connections", "test")
-
-    closer = threading.Thread(target=close_when_reading)
-    closer.start()
+    closer = _when_reading(
+        connection, lambda: rabbitmq.rabbitmqctl("close_all_connections", "test")
+    )
     with pytest.raises(ConnectionClosedByBroker):
         for _message in channel.consume(queue):
             pass
@@ -209,14 +211,7 @@ def test_a_dropped_connection_ends_the_readers_wait(amqp_url: str, proxy: TCPPro
     connection = BlockingConnection(URLParameters(proxied_url(amqp_url, proxy)))
     channel = connection.channel()
     channel.queue_declare("", exclusive=True)
-    me = threading.get_ident()
-
-    def cut_when_reading() -> None:
-        _wait_for_reader(connection, me)
-        proxy.cut()
-
-    cutter = threading.Thread(target=cut_when_reading)
-    cutter.start()
+    cutter = _when_reading(connection, proxy.cut)
     started = time.monotonic()
     with pytest.raises(StreamLostError):
         connection.process_data_events(None)
@@ -233,10 +228,8 @@ def test_a_reader_waits_across_a_recovery(amqp_url: str, proxy: TCPProxy) -> Non
         channel = connection.channel()
         queue = channel.queue_declare("blocking-reader-recovery", auto_delete=True).method.queue
         channel.queue_purge(queue)
-        me = threading.get_ident()
 
         def cut_then_publish() -> None:
-            _wait_for_reader(connection, me)
             proxy.cut()
             # Published by another connection once the consumer is back.
             deadline = time.monotonic() + 20
@@ -247,8 +240,7 @@ def test_a_reader_waits_across_a_recovery(amqp_url: str, proxy: TCPProxy) -> Non
             other.channel().basic_publish("", queue, b"after")
             other.close()
 
-        helper = threading.Thread(target=cut_then_publish)
-        helper.start()
+        helper = _when_reading(connection, cut_then_publish)
         bodies = []
         for method, _props, body in channel.consume(queue, inactivity_timeout=0.5):
             if method is not None:
@@ -281,14 +273,7 @@ def test_a_recovery_begun_by_the_reader_resolves_aside(
     monkeypatch.setattr(_io, "_resolve", recording)
     try:
         connection.channel()
-        me = threading.get_ident()
-
-        def cut_when_reading() -> None:
-            _wait_for_reader(connection, me)
-            proxy.cut()
-
-        cutter = threading.Thread(target=cut_when_reading)
-        cutter.start()
+        cutter = _when_reading(connection, proxy.cut)
         deadline = time.monotonic() + 20
         while not any(isinstance(e, rc.Recovered) for e in events):
             assert time.monotonic() < deadline, events
