@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 from collections.abc import Iterator
 
 import pytest
 
-from amqp_blocking import BlockingChannel, BlockingConnection
+from amqp_blocking import BlockingChannel, BlockingConnection, _io
 from amqp_core.parameters import URLParameters
 from tests.blocking.proxy import TCPProxy
 
@@ -54,3 +55,17 @@ def proxied_url(amqp_url: str, proxy: TCPProxy, query: str = "") -> str:
     parts = urllib.parse.urlsplit(amqp_url)
     netloc = parts.netloc.rsplit(":", 1)[0] + f":{proxy.port}"
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+@pytest.fixture
+def resolver_threads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the threads that resolve a host name, in order, from now on."""
+    threads: list[str] = []
+    resolve = _io._resolve
+
+    def recording(host: str, port: int) -> object:
+        threads.append(threading.current_thread().name)
+        return resolve(host, port)
+
+    monkeypatch.setattr(_io, "_resolve", recording)
+    return threads

@@ -20,19 +20,11 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_first_resolution_runs_in_the_callers_thread(
-    params: URLParameters, monkeypatch: pytest.MonkeyPatch
+    params: URLParameters, resolver_threads: list[str]
 ) -> None:
-    threads: list[str] = []
-    resolve = _io._resolve
-
-    def recording(host: str, port: int) -> Any:
-        threads.append(threading.current_thread().name)
-        return resolve(host, port)
-
-    monkeypatch.setattr(_io, "_resolve", recording)
     with BlockingConnection(params) as connection:
         assert connection.is_open
-    assert threads == [threading.current_thread().name]
+    assert resolver_threads == [threading.current_thread().name]
 
 
 def test_unknown_host_is_a_typed_error(params: URLParameters) -> None:

@@ -256,21 +256,14 @@ def test_a_reader_waits_across_a_recovery(amqp_url: str, proxy: TCPProxy) -> Non
 
 
 def test_a_recovery_begun_by_the_reader_resolves_aside(
-    amqp_url: str, proxy: TCPProxy, monkeypatch: pytest.MonkeyPatch
+    amqp_url: str, proxy: TCPProxy, resolver_threads: list[str]
 ) -> None:
     # No delay before the first attempt: the reader that reads the end of the stream runs it.
     policy = rc.RecoveryPolicy(initial_delay=0, max_delay=0.1, max_duration=30)
     connection = BlockingConnection(params_via(amqp_url, proxy.port, policy))
     events: list[object] = []
     connection.add_recovery_listener(lambda _c, event: events.append(event))
-    resolvers: list[str] = []
-    resolve = _io._resolve
-
-    def recording(host: str, port: int) -> object:
-        resolvers.append(threading.current_thread().name)
-        return resolve(host, port)
-
-    monkeypatch.setattr(_io, "_resolve", recording)
+    resolver_threads.clear()  # the first connect's, in this thread
     try:
         connection.channel()
         cutter = _when_reading(connection, proxy.cut)
@@ -280,8 +273,8 @@ def test_a_recovery_begun_by_the_reader_resolves_aside(
             connection.process_data_events(0.5)
         cutter.join(10)
         # A resolver that hangs must not hold up a user thread (nor, through the lock, all).
-        assert resolvers, "the recovery never resolved the host"
-        assert threading.current_thread().name not in resolvers, resolvers
+        assert resolver_threads, "the recovery never resolved the host"
+        assert threading.current_thread().name not in resolver_threads, resolver_threads
         assert connection.is_open
     finally:
         connection.close()
