@@ -133,6 +133,18 @@ def wait_for(predicate: Any, timeout: float, what: Any) -> None:
         time.sleep(0.05)
 
 
+def _unconsumed(
+    confirmed: set[int], seen: list[tuple[int, bool]], error: object, events: object, state: object
+) -> str:
+    """What a test that waits in vain for every confirmed message says about the consumer."""
+    missing = sorted(confirmed - {number for number, _ in seen})
+    return (
+        f"every confirmed message to be consumed: {len(missing)} of {len(confirmed)} missing "
+        f"(first {missing[:10]}), {len(seen)} deliveries seen; consumer error {error!r}, "
+        f"events {events}, state {state!r}"
+    )
+
+
 def test_blocking_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQNode]) -> None:
     victim = cluster[1]  # not the seed node; only one node is ever down
     admin = BlockingConnection(hosts(cluster, 0))
@@ -175,7 +187,9 @@ def test_blocking_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQN
     wait_for(
         lambda: publisher.confirmed <= {n for n, _ in consumer.seen},
         60,
-        "every confirmed message to be consumed",
+        lambda: _unconsumed(
+            publisher.confirmed, consumer.seen, consumer.error, consumer.events, consumer.connection
+        ),
     )
     consumer_port = port_of(consumer.connection)
     consumer.stop()
@@ -356,7 +370,9 @@ def test_select_clients_survive_the_loss_of_their_node(cluster: list[RabbitMQNod
     wait_for(
         lambda: publisher.confirmed <= {n for n, _ in consumer.seen},
         60,
-        "every confirmed message to be consumed",
+        lambda: _unconsumed(
+            publisher.confirmed, consumer.seen, consumer.error, consumer.events, consumer.channel
+        ),
     )
     consumer_port = consumer.connection.params.port
     consumer.close()
