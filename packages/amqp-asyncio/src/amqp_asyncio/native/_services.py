@@ -45,6 +45,8 @@ from amqp_core.transport import (
 if TYPE_CHECKING:
     import asyncio
 
+    from amqp_asyncio.native._asyncio_stream import Wakeups
+
 # What only some programs need is imported where it is used: asyncio's protocol stream
 # (_asyncio_stream), TLS (anyio.streams.tls) and anyio.from_thread. A trio program then loads
 # neither asyncio nor them, which is most of what this package would add to its memory.
@@ -122,17 +124,33 @@ class AnyioServices:
             self._context.run(_name_asyncio_for_callbacks)
         self._error: BaseException | None = None
         self._stopped = False
+        # On asyncio, what wakes a task waiting for a reply in the round its reply came in.
+        self._wakeups: Wakeups | None = None
+        if self._loop is not None:
+            from amqp_asyncio.native._asyncio_stream import Wakeups
+
+            self._wakeups = Wakeups(self._loop, self._call_soon_unless_cancelled)
         # The open stream whose socket a waiting task may read itself (trio, plain TCP).
         self._lender: _Transport | None = None
 
     async def wait(self, waiter: Waiter[_T]) -> _T:
         """Wait until ``waiter`` is settled; return its result or raise its error.
 
-        On trio over plain TCP the waiting task reads the socket itself while nobody else
-        does, instead of the stream's reader task reading the reply and then waking it: a
-        reply reaches its task in one scheduling round instead of two.
+        On asyncio the task awaits a future that wakes it as soon as the received data that
+        settled it has been handled (see ``_asyncio_stream.Wakeups``). On trio over plain TCP
+        the waiting task reads the socket itself while nobody else does, instead of the
+        stream's reader task reading the reply and then waking it. Either way a reply
+        reaches its task in one scheduling round instead of two.
         """
         if not waiter.done:
+            wakeups = self._wakeups
+            if wakeups is not None:
+                waiter.future = future = wakeups.future()
+                try:
+                    await future
+                finally:
+                    waiter.future = None
+                return waiter.result()
             lender = self._lender
             if lender is not None and lender.lendable():
                 await lender.read_for(waiter)
@@ -178,6 +196,15 @@ class AnyioServices:
                     self._wake = create_event()
         finally:
             self._stopped = True  # the task group is ending: callbacks due later do nothing
+
+    def _call_soon_unless_cancelled(self, handle: _Handle, callback: Callable[[], None]) -> None:
+        """Schedule a callback whose call_later(0) was deferred (see ``Wakeups.deferred``)."""
+        assert self._loop is not None
+        self._loop.call_soon(self._call_unless_cancelled, handle, callback, context=self._context)
+
+    def _call_unless_cancelled(self, handle: _Handle, callback: Callable[[], None]) -> None:
+        if not handle.cancelled:
+            self._call(callback)
 
     def _call(self, callback: Callable[[], None]) -> None:
         """Run a callback the asyncio loop calls; hand its exception to :meth:`run`."""
@@ -226,6 +253,11 @@ class AnyioServices:
         loop = self._loop
         if loop is not None:
             if delay <= 0:
+                deferred = self._wakeups.deferred if self._wakeups is not None else None
+                if deferred is not None:  # asked by a task Wakeups is waking: see there
+                    handle = _Handle()
+                    deferred.append((handle, callback))
+                    return handle
                 return loop.call_soon(self._call, callback, context=self._context)
             return loop.call_later(delay, self._call, callback, context=self._context)
         handle = _Handle()
@@ -305,12 +337,11 @@ class AnyioServices:
         on_done: Callable[[Transport | BaseException], None],
         handle: _Handle,
     ) -> None:
-        if self._loop is not None and settings.ssl_context is None:
+        wakeups = self._wakeups
+        if wakeups is not None and settings.ssl_context is None:
             from amqp_asyncio.native._asyncio_stream import run_protocol_stream
 
-            await run_protocol_stream(
-                self._loop, settings, listener, on_done, handle, self._on_sent
-            )
+            await run_protocol_stream(settings, listener, on_done, handle, self._on_sent, wakeups)
             return
         stream: anyio.abc.ByteStream | None = None
         error: BaseException | None = None

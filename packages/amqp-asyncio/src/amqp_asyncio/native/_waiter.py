@@ -12,7 +12,7 @@ task never sleeps on the socket with its result already there.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar, cast
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -20,6 +20,12 @@ import anyio.lowlevel
 __all__ = ("Waiter",)
 
 _T = TypeVar("_T")
+
+
+class _Future(Protocol):
+    """What a waiter needs of the future its task awaits on asyncio (``WakeupFuture``)."""
+
+    def set_result(self, result: None, /) -> None: ...
 
 
 class Waiter(Generic[_T]):
@@ -30,7 +36,7 @@ class Waiter(Generic[_T]):
         error: the error it was settled with, if any.
     """
 
-    __slots__ = ("_event", "_value", "done", "error", "parked")
+    __slots__ = ("_event", "_value", "done", "error", "future", "parked")
 
     def __init__(self) -> None:
         # Made by the first wait(): a task that reads its reply itself never needs one.
@@ -39,6 +45,9 @@ class Waiter(Generic[_T]):
         self.error: BaseException | None = None
         self.done = False
         self.parked: anyio.CancelScope | None = None
+        # On asyncio the waiting task awaits a future (see AnyioServices.wait), settled
+        # (at most once) with the waiter: no anyio and asyncio event objects in between.
+        self.future: _Future | None = None
 
     def set_result(self, value: _T) -> None:
         """Settle with ``value`` (ignored if already settled)."""
@@ -55,6 +64,9 @@ class Waiter(Generic[_T]):
             self._settled()
 
     def _settled(self) -> None:
+        future = self.future
+        if future is not None:
+            future.set_result(None)
         if self._event is not None:
             self._event.set()
         parked = self.parked
@@ -76,4 +88,4 @@ class Waiter(Generic[_T]):
         """The result of a settled waiter; raise the error if that is what was set."""
         if self.error is not None:
             raise self.error
-        return cast("_T", self._value)
+        return self._value  # type: ignore[return-value]  # settled with a result: a _T
