@@ -3,8 +3,7 @@
 ``AnyioServices.wait`` makes the task await a ``WakeupFuture``. The protocol brackets its
 handing of received data to amqp_core with ``Wakeups.handling()`` .. ``handled()``: a future
 settled in between wakes its task inside ``handled()``, in the task's context, instead of on
-the loop's next round, and the ``call_later(0)`` the woken tasks ask for meanwhile is
-scheduled after them unless cancelled. Outside the bracket the future is a plain asyncio
+the loop's next round. Outside the bracket the future is a plain asyncio
 future. The first tests play the protocol's part with plain loop callbacks (the protocol's
 ``data_received`` is one); the last one checks the whole path against RabbitMQ.
 """
@@ -441,76 +440,6 @@ async def test_a_task_in_a_scope_cancelled_after_its_reply_came() -> None:
             ]
 
 
-# ------------------------------------------------------------------ call_later(0) deferred
-
-
-async def test_what_a_woken_task_asks_to_run_soon_runs_after_it_unless_cancelled() -> None:
-    with anyio.fail_after(10):
-        async with _services() as (services, wakeups, tg):
-            log: list[str] = []
-            handles: list[Any] = []
-
-            async def wait(name: str, waiter: Waiter[None], cancel: bool) -> None:
-                await services.wait(waiter)
-                handles.append(services.call_later(0, lambda: log.append(f"{name}'s callback")))
-                log.append(f"{name} woken")
-                if cancel:  # e.g. it wrote its request itself before waiting again
-                    handles[-1].cancel()
-                else:  # the loop's own call_soon is not held back: it comes first
-                    asyncio.get_running_loop().call_soon(log.append, f"{name}'s call_soon")
-                await services.wait(Waiter())  # waits again, till the end of the test
-
-            kept: Waiter[None] = Waiter()
-            cancelled: Waiter[None] = Waiter()
-            last: Waiter[None] = Waiter()
-            tg.start_soon(wait, "kept", kept, False)
-            tg.start_soon(wait, "cancelled", cancelled, True)
-            tg.start_soon(wait, "last", last, False)
-            await anyio.wait_all_tasks_blocked()
-
-            def settle() -> None:
-                kept.set_result(None)
-                cancelled.set_result(None)
-                last.set_result(None)
-
-            await _from_loop(lambda: _receive(wakeups, settle, log))
-            assert wakeups.deferred is None
-            await _rounds()
-            assert log == [
-                "settled",
-                "kept woken",
-                "cancelled woken",
-                "last woken",
-                "handled",
-                "next round",
-                # Scheduled once every woken task is done.
-                "kept's call_soon",
-                "last's call_soon",
-                "kept's callback",
-                "last's callback",
-            ]
-
-            # Cancelled after handled() scheduled it, but before the loop got to it.
-            log.clear()
-            handles.clear()
-            late: Waiter[None] = Waiter()
-            tg.start_soon(wait, "late", late, False)
-            await anyio.wait_all_tasks_blocked()
-
-            def settle_and_cancel() -> None:
-                _receive(wakeups, lambda: late.set_result(None), log)
-                handles[0].cancel()
-
-            await _from_loop(settle_and_cancel)
-            await _rounds()
-            assert log == ["settled", "late woken", "handled", "next round", "late's call_soon"]
-
-            # Asked outside handled(), call_later(0) is the loop's call_soon.
-            handle = services.call_later(0, lambda: log.append("plain"))
-            assert isinstance(handle, asyncio.Handle)
-            await _until(lambda: "plain" in log)
-
-
 async def test_system_exit_from_a_woken_task_is_raised_by_handled() -> None:
     with anyio.fail_after(10):
         async with _services() as (services, wakeups, _tg):
@@ -557,8 +486,8 @@ async def test_system_exit_from_a_woken_task_is_raised_by_handled() -> None:
             assert not pending
             await _rounds()
             # The task settled after it wakes on a later round, as an asyncio future would
-            # wake it; what the one before asked for still runs, after it.
-            assert log[3:] == ["next round", "after woken", "before's callback"]
+            # wake it; what the one before asked for still runs.
+            assert log[3:] == ["next round", "before's callback", "after woken"]
             assert isinstance(tasks[1].exception(), SystemExit)
 
             # The mechanism still works afterwards.
@@ -573,7 +502,7 @@ async def test_system_exit_from_a_woken_task_is_raised_by_handled() -> None:
 
 async def test_wakeup_future_keeps_asyncio_s_callbacks() -> None:
     # anyio's cancel scopes look at the task's awaited future: it must be asyncio's kind.
-    future = WakeupFuture(Wakeups(asyncio.get_running_loop(), lambda _handle, _callback: None))
+    future = WakeupFuture(Wakeups(asyncio.get_running_loop()))
     assert isinstance(future, asyncio.Future)
     seen: list[object] = []
     future.add_done_callback(seen.append)  # the awaiting task's place

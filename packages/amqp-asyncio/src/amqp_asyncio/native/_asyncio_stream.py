@@ -156,22 +156,16 @@ class Wakeups:
     would wake it in the loop's next round, one more round per request and reply than a
     callback needs. Settled at any other time, it wakes its task as a future does.
 
-    What the woken tasks ask to run soon (amqp_core's "write soon") waits until they are
-    done, and is then scheduled unless cancelled meanwhile: a task that queued a request
-    and then wrote it itself before waiting again costs no round of the loop at all.
+    The woken task then runs inside the protocol's ``data_received``, as a callback of the
+    callback API does, but only once amqp_core has dispatched every event of the data:
+    it finds amqp_core as a task woken on the next round would.
     """
 
-    __slots__ = ("_batch", "_schedule", "deferred", "loop")
+    __slots__ = ("_batch", "loop")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        schedule: Callable[[_Handle, Callable[[], None]], None],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._schedule = schedule
         self._batch: list[WakeupFuture] | None = None
-        self.deferred: list[tuple[_Handle, Callable[[], None]]] | None = None
 
     def future(self) -> WakeupFuture:
         """What a task waiting for a reply awaits."""
@@ -187,23 +181,15 @@ class Wakeups:
         self._batch = None
         if not batch:
             return
-        deferred: list[tuple[_Handle, Callable[[], None]]] = []
-        self.deferred = deferred
-        try:
-            for index, future in enumerate(batch):
-                try:
-                    future.wake()
-                except BaseException:
-                    # A task let KeyboardInterrupt or SystemExit out (asyncio re-raises
-                    # those): the others still wake, on the loop's next round.
-                    for rest in batch[index + 1 :]:
-                        rest.wake_soon()
-                    raise
-        finally:
-            self.deferred = None
-            for handle, callback in deferred:
-                if not handle.cancelled:
-                    self._schedule(handle, callback)
+        for index, future in enumerate(batch):
+            try:
+                future.wake()
+            except BaseException:
+                # A task let KeyboardInterrupt or SystemExit out (asyncio re-raises those):
+                # the others still wake, on the loop's next round.
+                for rest in batch[index + 1 :]:
+                    rest.wake_soon()
+                raise
 
 
 class WakeupFuture(asyncio.Future[None]):

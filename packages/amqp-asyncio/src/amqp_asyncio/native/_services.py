@@ -129,7 +129,7 @@ class AnyioServices:
         if self._loop is not None:
             from amqp_asyncio.native._asyncio_stream import Wakeups
 
-            self._wakeups = Wakeups(self._loop, self._call_soon_unless_cancelled)
+            self._wakeups = Wakeups(self._loop)
         # The open stream whose socket a waiting task may read itself (trio, plain TCP).
         self._lender: _Transport | None = None
 
@@ -197,15 +197,6 @@ class AnyioServices:
         finally:
             self._stopped = True  # the task group is ending: callbacks due later do nothing
 
-    def _call_soon_unless_cancelled(self, handle: _Handle, callback: Callable[[], None]) -> None:
-        """Schedule a callback whose call_later(0) was deferred (see ``Wakeups.deferred``)."""
-        assert self._loop is not None
-        self._loop.call_soon(self._call_unless_cancelled, handle, callback, context=self._context)
-
-    def _call_unless_cancelled(self, handle: _Handle, callback: Callable[[], None]) -> None:
-        if not handle.cancelled:
-            self._call(callback)
-
     def _call(self, callback: Callable[[], None]) -> None:
         """Run a callback the asyncio loop calls; hand its exception to :meth:`run`."""
         if self._stopped:
@@ -253,11 +244,6 @@ class AnyioServices:
         loop = self._loop
         if loop is not None:
             if delay <= 0:
-                deferred = self._wakeups.deferred if self._wakeups is not None else None
-                if deferred is not None:  # asked by a task Wakeups is waking: see there
-                    handle = _Handle()
-                    deferred.append((handle, callback))
-                    return handle
                 return loop.call_soon(self._call, callback, context=self._context)
             return loop.call_later(delay, self._call, callback, context=self._context)
         handle = _Handle()
