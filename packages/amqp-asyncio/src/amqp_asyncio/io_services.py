@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import random
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,6 +114,8 @@ class AsyncioIOServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

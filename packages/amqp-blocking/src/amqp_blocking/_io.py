@@ -59,7 +59,6 @@ import contextlib
 import errno
 import heapq
 import itertools
-import random
 import select
 import selectors
 import socket
@@ -349,6 +348,8 @@ class ThreadIOServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

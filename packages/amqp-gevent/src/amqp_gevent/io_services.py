@@ -17,7 +17,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
-import random
 import socket as stdlib_socket
 import sys
 import time
@@ -235,6 +234,8 @@ class GeventIOServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

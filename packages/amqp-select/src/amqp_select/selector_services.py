@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import random
 import socket
 import threading
 import time
@@ -480,6 +479,8 @@ class SelectorIOServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

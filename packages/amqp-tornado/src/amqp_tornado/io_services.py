@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import random
 import socket
 import threading
 from collections import deque
@@ -526,6 +525,8 @@ class TornadoIOServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

@@ -11,7 +11,6 @@ recovery policy, the reconnections are amqp_core's too; the reactor opens them
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
@@ -135,6 +134,8 @@ class _ReactorServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:

@@ -20,7 +20,6 @@ import errno
 import heapq
 import math
 import os
-import random
 import socket
 import sys
 from collections import deque
@@ -231,6 +230,8 @@ class AnyioServices:
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
+        import random  # only recovery's jitter needs it: not loaded by every program
+
         return random.random()
 
     def now(self) -> float:
