@@ -3,9 +3,9 @@
 ``AnyioServices.wait`` makes the task await a ``WakeupFuture``. The protocol brackets its
 handing of received data to amqp_core with ``Wakeups.handling()`` .. ``handled()``: a future
 settled in between wakes its task inside ``handled()``, in the task's context, instead of on
-the loop's next round. Outside the bracket the future is a plain asyncio
-future. The first tests play the protocol's part with plain loop callbacks (the protocol's
-``data_received`` is one); the last one checks the whole path against RabbitMQ.
+the loop's next round. Outside the bracket the future is a plain asyncio future. The first
+tests play the protocol's part with plain loop callbacks (the protocol's ``data_received`` is
+one); the last one checks the whole path against RabbitMQ.
 """
 
 from __future__ import annotations
