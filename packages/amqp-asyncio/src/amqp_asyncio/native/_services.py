@@ -146,15 +146,15 @@ class AnyioServices:
             if wakeups is not None:
                 waiter.future = future = wakeups.future()
                 try:
-                    await future
+                    await future  # settled only by the waiter (or cancelled with the task)
                 finally:
                     waiter.future = None
-                return waiter.result()
-            lender = self._lender
-            if lender is not None and lender.lendable():
-                await lender.read_for(waiter)
-            if not waiter.done:
-                await waiter.wait()
+            else:
+                lender = self._lender
+                if lender is not None and lender.lendable():
+                    await lender.read_for(waiter)
+                if not waiter.done:
+                    await waiter.wait()
         return waiter.result()
 
     async def run(self) -> None:
