@@ -24,6 +24,7 @@ from amqp_core import exceptions, spec
 from amqp_core.channel import Channel
 from amqp_core.connection import Connection
 from amqp_core.parameters import ConnectionParameters, URLParameters
+from amqp_core.transport import READ_SIZE
 from amqp_select.ioloop import available_pollers
 from tests.adapters.amqp_support import (
     TIMEOUT,
@@ -34,6 +35,7 @@ from tests.adapters.amqp_support import (
     wait,
 )
 from tests.adapters.loops import LoopDriver, make_driver
+from tests.read_sizes import record_reads
 from tools.broker import RabbitMQNode
 
 ADAPTERS = ("select", "asyncio", "tornado", "gevent")
@@ -208,14 +210,20 @@ def test_channel_error_then_a_new_channel(adapter: LoopDriver, connection: Conne
     assert [body for _, _, body in consume(adapter, fresh, queue, 1)] == [b"after the error"]
 
 
-def test_ten_mebibyte_message(adapter: LoopDriver, connection: Connection) -> None:
+def test_ten_mebibyte_message(
+    adapter: LoopDriver, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     channel = open_channel(adapter, connection)
     queue = declare_queue(adapter, channel)
     body = bytes(range(256)) * (10 * 4096)  # 10 MiB, about 80 body frames at 128 KiB
     channel.basic_publish("", queue, body)
+    reads = record_reads(monkeypatch)
     ((_, _, received),) = consume(adapter, channel, queue, 1)
     assert len(received) == len(body)
     assert received == body
+    # Read in many pieces, none larger than an adapter should ask for.
+    assert sum(reads) > len(body)
+    assert max(reads) <= READ_SIZE
 
 
 def test_broker_forced_close(

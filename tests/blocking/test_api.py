@@ -23,6 +23,8 @@ from amqp_core.exceptions import (
 )
 from amqp_core.parameters import ConnectionParameters, URLParameters
 from amqp_core.spec import BasicProperties
+from amqp_core.transport import READ_SIZE
+from tests.read_sizes import record_reads
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -147,6 +149,18 @@ def test_get_ack_nack_reject_recover(channel: BlockingChannel, queue: str) -> No
     method, _p, _b = channel.basic_get(queue)
     assert channel.basic_recover(requeue=True).method.NAME == "Basic.RecoverOk"
     assert channel.queue_purge(queue).method.message_count >= 0
+
+
+def test_a_message_of_a_few_mebibytes_is_read_in_pieces_of_at_most_read_size(
+    channel: BlockingChannel, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = bytes(range(256)) * (4 * 4096)  # 4 MiB: the broker sends far more than one read
+    channel.basic_publish("", queue, body)
+    reads = record_reads(monkeypatch)
+    _method, _props, received = channel.basic_get(queue, auto_ack=True)
+    assert received == body
+    assert sum(reads) > len(body)
+    assert max(reads) <= READ_SIZE
 
 
 def test_rpc_return_values(channel: BlockingChannel) -> None:

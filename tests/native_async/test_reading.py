@@ -19,6 +19,8 @@ import pytest
 from amqp_asyncio import connect
 from amqp_asyncio.native._services import _Transport
 from amqp_asyncio.native._waiter import Waiter
+from amqp_core.transport import READ_SIZE
+from tests.read_sizes import record_reads
 
 pytestmark = pytest.mark.anyio
 
@@ -210,6 +212,23 @@ async def test_an_error_raised_while_lent_ends_the_stream_task() -> None:
 
 
 # ------------------------------------------------------------------ against RabbitMQ
+
+
+@pytest.mark.broker
+async def test_a_message_of_a_few_mebibytes_is_read_in_pieces_of_at_most_read_size(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = bytes(range(256)) * (4 * 4096)  # 4 MiB: the broker sends far more than one read
+    with anyio.fail_after(15):
+        async with connect(amqp_url) as connection, await connection.channel() as channel:
+            queue = (await channel.queue_declare("", exclusive=True)).queue
+            await channel.basic_publish("", queue, body)
+            reads = record_reads(monkeypatch)
+            async with channel.consume(queue, auto_ack=True) as messages:
+                message = await messages.__anext__()
+    assert message.body == body
+    assert sum(reads) > len(body)
+    assert max(reads) <= READ_SIZE
 
 
 @pytest.mark.broker

@@ -19,6 +19,7 @@ from typing import Any
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -43,10 +44,32 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-class _StreamProtocol(asyncio.Protocol):
+class _BufferedReads(asyncio.BufferedProtocol):
+    """An asyncio protocol that reads into a buffer of its own and hands ``data_received`` bytes.
+
+    A plain ``asyncio.Protocol`` is read with ``recv(256 KiB)``, which costs an ``mmap`` and a
+    ``munmap`` per read however little arrives (see ``amqp_core.transport.READ_SIZE``); this
+    asks for :data:`~amqp_core.transport.READ_SIZE` at a time and copies out what came.
+    """
+
+    def __init__(self) -> None:
+        self._read_view = memoryview(bytearray(READ_SIZE))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._read_view[:nbytes]))
+
+    def data_received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
+class _StreamProtocol(_BufferedReads):
     """Forwards what an asyncio transport reports to amqp_core's listener."""
 
     def __init__(self, listener: StreamListener) -> None:
+        super().__init__()
         self._listener = listener
         self._lost = False
 

@@ -70,6 +70,7 @@ from typing import Final
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -80,8 +81,6 @@ from amqp_core.transport import (
 
 __all__ = ("IOCondition", "ThreadIOServices")
 
-# One recv asks for this much: a 128 KiB frame plus change in one call.
-_RECV_SIZE: Final = 256 * 1024
 # Output waiting in a transport is joined into sends of about this size.
 _SEND_CHUNK: Final = 256 * 1024
 # While user threads keep queueing output, the I/O thread sends it at least this often.
@@ -241,7 +240,7 @@ class _SocketTransport:
     def on_readable(self) -> None:
         while True:
             try:
-                data = self.sock.recv(_RECV_SIZE)
+                data = self.sock.recv(READ_SIZE)
             except self.would_block:
                 return
             except OSError as error:

@@ -14,9 +14,7 @@ import contextlib
 import ssl
 
 from amqp_core._types import Buffer
-
-# The most plaintext taken out of the session per read call.
-_READ_CHUNK = 256 * 1024
+from amqp_core.transport import READ_SIZE
 
 
 class TLSSession:
@@ -69,7 +67,7 @@ class TLSSession:
         pieces: list[bytes] = []
         while True:
             try:
-                piece = self.session.read(_READ_CHUNK)
+                piece = self.session.read(READ_SIZE)
             except ssl.SSLWantReadError:
                 return b"".join(pieces), False
             except ssl.SSLZeroReturnError:

@@ -30,6 +30,7 @@ from gevent.hub import Hub
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ("GeventIOServices",)
 
-_READ_CHUNK = 256 * 1024
 # The listener hears write_drained when the send queue falls below this.
 _WRITE_LOW_WATER = 64 * 1024
 
@@ -94,7 +94,7 @@ def _tls_handshake(context: ssl.SSLContext, server_hostname: str, sock: Any) -> 
             sock.sendall(tls.outgoing.read())
         if done:
             return tls
-        data = sock.recv(_READ_CHUNK)
+        data = sock.recv(READ_SIZE)
         if not data:
             raise ssl.SSLEOFError(8, "the peer closed the stream in the TLS handshake")
 
@@ -122,7 +122,7 @@ class _StreamTransport:
         error: BaseException | None = None
         try:
             while True:
-                data = self._sock.recv(_READ_CHUNK)
+                data = self._sock.recv(READ_SIZE)
                 if not data:
                     break
                 ended = False

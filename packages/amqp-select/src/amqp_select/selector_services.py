@@ -27,6 +27,7 @@ from typing import Any, Final, Protocol
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -37,8 +38,6 @@ from amqp_core.transport import (
 
 __all__ = ("SelectorIOServices", "SelectorLoop", "set_tcp_options")
 
-# One receive asks the OS for up to this much; big enough that a 128 KiB frame needs one call.
-_RECV_SIZE = 256 * 1024
 # The listener's write_drained fires when the unsent bytes fall to this size or below, after
 # they had been above it.
 WRITE_LOW_WATER = 64 * 1024
@@ -395,7 +394,7 @@ class _SocketTransport:
         if sock is None:
             return
         try:
-            data = sock.recv(_RECV_SIZE)
+            data = sock.recv(READ_SIZE)
             if self._tls:
                 # TLS decrypts record by record; what it already holds must be taken now.
                 pending = sock.pending()  # type: ignore[attr-defined]

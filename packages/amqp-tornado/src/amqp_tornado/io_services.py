@@ -27,6 +27,7 @@ from tornado.netutil import Resolver, is_valid_ip
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -37,7 +38,6 @@ from amqp_core.transport import (
 
 __all__ = ("TornadoIOServices",)
 
-_READ_CHUNK = 256 * 1024
 # The listener hears write_drained when the unsent bytes fall to this size or below, after they
 # had been above it.
 _WRITE_LOW_WATER = 64 * 1024
@@ -218,7 +218,7 @@ class _SocketTransport:
         if sock is None:
             return
         try:
-            data = sock.recv(_READ_CHUNK)
+            data = sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -303,7 +303,7 @@ class _StreamTransport:
 
     def _read(self) -> None:
         try:
-            future: Any = self._stream.read_bytes(_READ_CHUNK, partial=True)
+            future: Any = self._stream.read_bytes(READ_SIZE, partial=True)
         except StreamClosedError:
             # Closed before we asked (the peer may end the stream at once): the close callback
             # may never come, so report the end ourselves, after what is being delivered now.

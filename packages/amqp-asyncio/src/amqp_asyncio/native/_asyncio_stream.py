@@ -14,7 +14,7 @@ from typing import Final
 
 import anyio
 
-from amqp_asyncio.io_services import _StreamTransport
+from amqp_asyncio.io_services import _BufferedReads, _StreamTransport
 from amqp_asyncio.native._services import _Handle, _name_asyncio_for_callbacks
 from amqp_core.transport import StreamListener, StreamSettings, Transport, apply_tcp_options
 
@@ -85,7 +85,7 @@ async def run_protocol_stream(
         raise protocol.error
 
 
-class _Protocol(asyncio.Protocol):
+class _Protocol(_BufferedReads):
     """Hands what an asyncio transport reports to amqp_core's listener.
 
     An exception from the listener (a callback of the application raised it) is kept for
@@ -95,6 +95,7 @@ class _Protocol(asyncio.Protocol):
     def __init__(
         self, listener: StreamListener, on_sent: Callable[[], None], wakeups: Wakeups
     ) -> None:
+        super().__init__()
         self._listener = listener
         self._wakeups = wakeups
         self._on_sent = on_sent

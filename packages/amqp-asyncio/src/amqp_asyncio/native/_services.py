@@ -33,6 +33,7 @@ import anyio.lowlevel
 from amqp_asyncio.native._waiter import Waiter
 from amqp_core._types import Buffer
 from amqp_core.transport import (
+    READ_SIZE,
     AddressInfo,
     Cancellable,
     StreamListener,
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
 __all__ = ("AnyioServices",)
 
-# The stream reads at most this much at a time.
-_READ_SIZE: Final = 128 * 1024
 # Writes waiting together up to this size are joined into one send.
 _JOIN_LIMIT: Final = 256 * 1024
 # After the write buffer went above this, the listener hears when it is empty again.
@@ -402,7 +401,7 @@ async def _connect_tcp(address: AddressInfo) -> anyio.abc.SocketStream:
 def _recv(sock: socket.socket) -> bytes | None:
     """What a readable non-blocking socket holds (``b""`` at its end); None if nothing."""
     try:
-        return sock.recv(_READ_SIZE)
+        return sock.recv(READ_SIZE)
     except BlockingIOError:
         return None
 
@@ -572,7 +571,7 @@ class _Transport:
                 await self._read_socket(self._direct)  # ends by raising, as receive() does
             stream = self._stream
             while True:
-                listener.data_received(await stream.receive(_READ_SIZE))
+                listener.data_received(await stream.receive(READ_SIZE))
         except anyio.EndOfStream:
             error: BaseException | None = None
         except (OSError, anyio.BrokenResourceError) as exc:
