@@ -11,6 +11,7 @@ from anyio import wait_all_tasks_blocked
 
 from amqp_asyncio import NativeChannel, NativeConnection, connect
 from amqp_asyncio.native._connection import PUBLISH_CREDIT
+from amqp_asyncio.native._services import AnyioServices
 from amqp_core.exceptions import (
     ConnectionBlockedTimeout,
     RecoveryInterrupted,
@@ -60,6 +61,53 @@ async def test_a_burst_of_publishes_lets_other_tasks_run_only_now_and_then(
             # Once per spent credit, not once per publish; but it does let others run.
             assert 10 <= during <= count // 10
             await _depth(channel, queue, count)
+
+
+async def test_a_lone_publish_leaves_before_it_returns_and_a_burst_is_joined(
+    amqp_url: str, anyio_backend: str
+) -> None:
+    # On trio a lone publish (nothing written since the last input) is written by the
+    # publishing task itself, not by the callback runner on its next step; the publishes
+    # after it are joined into one write by the runner, as on asyncio.
+    with anyio.fail_after(15):
+        async with connect(amqp_url) as connection, await connection.channel() as channel:
+            queue = await _queue(channel)
+            core = connection._core
+            await channel.queue_declare(queue, passive=True)  # a reply came in: a lone publish
+            await channel.basic_publish("", queue, b"lone")
+            alone_left_at_once = core._flush_pending is None
+            await channel.basic_publish("", queue, b"burst 1")
+            await channel.basic_publish("", queue, b"burst 2")
+            burst_waits_for_the_runner = core._flush_pending is not None
+            await _depth(channel, queue, 3)
+            got = await channel.basic_get(queue, auto_ack=True)
+            assert got is not None
+            assert got.body == b"lone"
+    assert alone_left_at_once == (anyio_backend == "trio")
+    assert burst_waits_for_the_runner
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_an_error_in_what_a_lone_publish_runs_inline_keeps_the_rest() -> None:
+    ran: list[str] = []
+
+    def fail() -> None:
+        ran.append("fail")
+        raise RuntimeError("a callback failed")
+
+    def work() -> None:
+        services.call_later(0, fail)
+        services.call_later(0, lambda: ran.append("after"))
+
+    async with anyio.create_task_group() as tg:
+        services = AnyioServices(tg)
+        tg.start_soon(services.run)
+        with pytest.raises(RuntimeError, match="a callback failed"):
+            services.run_inline(work)
+        assert ran == ["fail"]
+        await wait_all_tasks_blocked()
+        assert ran == ["fail", "after"]  # run by the callback runner instead
+        tg.cancel_scope.cancel()
 
 
 async def test_a_cancelled_task_publishes_nothing(amqp_url: str) -> None:

@@ -704,7 +704,14 @@ class NativeChannel:
                 core = await self._gate()
             else:
                 await connection._checkpoint_if_cancelled()
-            core.basic_publish(exchange, routing_key, body, properties, mandatory)
+            services = connection._services
+            if services.writes_go_straight_out():
+                # A lone publish (a request): written now, not by the callback runner.
+                services.run_inline(
+                    core.basic_publish, exchange, routing_key, body, properties, mandatory
+                )
+            else:
+                core.basic_publish(exchange, routing_key, body, properties, mandatory)
             connection._credit -= 1 + (len(body) >> 11)
             return
         await self._take_slot()

@@ -130,6 +130,8 @@ class AnyioServices:
             self._wakeups = Wakeups(self._loop)
         # The open stream whose socket a waiting task may read itself (trio, plain TCP).
         self._lender: _Transport | None = None
+        # While run_inline() runs its work: the "as soon as possible" callbacks it scheduled.
+        self._inline: list[tuple[_Handle, Callable[[], None]]] | None = None
 
     async def wait(self, waiter: Waiter[_T]) -> _T:
         """Wait until ``waiter`` is settled; return its result or raise its error.
@@ -248,6 +250,10 @@ class AnyioServices:
             return loop.call_later(delay, self._call, callback, context=self._context)
         handle = _Handle()
         if delay <= 0:
+            inline = self._inline
+            if inline is not None:
+                inline.append((handle, callback))
+                return handle
             self._soon.append((handle, callback))
         else:
             # One heap of deadlines, kept by run(): no task per timer. A cancelled timer
@@ -257,6 +263,44 @@ class AnyioServices:
             heapq.heappush(self._timers, (when, self._timer_seq, handle, callback))
         self._wake.set()
         return handle
+
+    def writes_go_straight_out(self) -> bool:
+        """True if output handed to the stream now would go straight to its socket.
+
+        So on trio over plain TCP, while the stream holds nothing and the calling task has
+        not written since the last input arrived (see ``_Transport.write``): a lone request.
+        """
+        lender = self._lender
+        return lender is not None and lender.writes_go_straight_out()
+
+    def run_inline(self, work: Callable[..., object], *args: object) -> None:
+        """Call ``work(*args)``, then run what it scheduled "as soon as possible", here.
+
+        For a lone request on trio (see :meth:`writes_go_straight_out`): amqp_core schedules
+        the write of what it queued, and waking the callback runner's task for it costs a
+        scheduling round trip, about 11 us per round trip measured. Run now, in the calling
+        task, the write leaves at once. Not on asyncio, where scheduling is a cheap
+        ``call_soon``, nor for a burst, whose commands must be joined into few writes.
+        """
+        if self._inline is not None:  # already inside run_inline: its end runs these too
+            work(*args)
+            return
+        inline: list[tuple[_Handle, Callable[[], None]]] = []
+        self._inline = inline
+        try:
+            work(*args)
+        finally:
+            self._inline = None
+            for index, (handle, callback) in enumerate(inline):
+                if handle.cancelled:
+                    continue
+                try:
+                    callback()
+                except BaseException:
+                    # The rest still runs, as the callback runner would have run it.
+                    self._soon.extend(inline[index + 1 :])
+                    self._wake.set()
+                    raise
 
     def add_callback_threadsafe(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` in the loop soon; from another thread (waits until it is queued)."""
@@ -628,6 +672,16 @@ class _Transport:
         self._listener.data_received(data)
         if not self._queue and not self._sending:
             self._direct_ok = True
+
+    def writes_go_straight_out(self) -> bool:
+        """True if :meth:`write` would hand data straight to the socket now."""
+        return (
+            self._direct is not None
+            and self._direct_ok
+            and not self._queue
+            and not self._sending
+            and not self._closing
+        )
 
     def lendable(self) -> bool:
         """True if a waiting task may read the socket now (:meth:`read_for`)."""
