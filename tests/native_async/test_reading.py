@@ -17,7 +17,7 @@ import anyio.abc
 import pytest
 
 from amqp_asyncio import connect
-from amqp_asyncio.native._services import _STAND_ASIDE, AnyioServices, _Transport
+from amqp_asyncio.native._services import _Transport
 from amqp_asyncio.native._waiter import Waiter
 from amqp_core.transport import READ_SIZE
 from tests.read_sizes import record_reads
@@ -111,87 +111,6 @@ async def test_a_waiting_task_reads_its_own_reply() -> None:
             await _until(lambda: b"later" in listener.received)
             assert listener.readers[-1] != me
         assert listener.lost == [None]
-
-
-@_on_trio
-async def test_the_reader_task_stays_aside_from_one_request_to_the_next() -> None:
-    # A task that got its reply and makes the next request at once reads for itself again
-    # without the reader task having been woken in between; once no task reads for itself
-    # for a moment, the reader task does.
-    with anyio.fail_after(10):
-        async with _running() as (transport, listener, peer, tg):
-            me = anyio.get_current_task().id
-            handed_back: list[anyio.Event] = []
-            for _ in range(5):
-                reply: Waiter[None] = Waiter()
-
-                def settle(_data: bytes, reply: Waiter[None] = reply) -> None:
-                    reply.set_result(None)
-
-                listener.on_data = settle
-
-                async def answer() -> None:
-                    await anyio.wait_all_tasks_blocked()
-                    await peer.send(b"reply")
-
-                tg.start_soon(answer)
-                await transport.read_for(reply)
-                assert reply.done
-                handed_back.append(transport._lent_done)
-            assert listener.readers == [me] * 5
-            # One hand-over for the five round trips, and the reader task not woken by it yet.
-            assert all(event is handed_back[0] for event in handed_back)
-            assert not handed_back[0].is_set()
-            assert transport._read_scope is None
-            listener.on_data = lambda _data: None
-            await anyio.sleep(_STAND_ASIDE * 20)
-            await peer.send(b"later")
-            await _until(lambda: b"later" in listener.received)
-            assert listener.readers[-1] != me
-
-
-@_on_trio
-async def test_a_task_waiting_meanwhile_gets_the_reading_handed_back_at_once() -> None:
-    with anyio.fail_after(10):
-        async with _running() as (transport, listener, peer, tg):
-            services = AnyioServices(tg)
-            services._lender = transport
-            first: Waiter[None] = Waiter()
-            second: Waiter[None] = Waiter()
-            ids: dict[str, int] = {}
-
-            def on_data(_data: bytes) -> None:
-                if b"1" in listener.received:
-                    first.set_result(None)
-                if b"2" in listener.received:
-                    second.set_result(None)
-
-            listener.on_data = on_data
-            after_first: list[bool] = []
-            second_done = anyio.Event()
-
-            async def wait_first() -> None:
-                ids["first"] = anyio.get_current_task().id
-                await services.wait(first)
-                after_first.append(transport._lent_recently)
-
-            async def wait_second() -> None:
-                ids["second"] = anyio.get_current_task().id
-                await _until(lambda: transport._lent)  # the first task reads
-                await services.wait(second)
-                second_done.set()
-
-            tg.start_soon(wait_first)
-            tg.start_soon(wait_second)
-            await _until(lambda: transport.bystanders == 1)
-            await peer.send(b"1")
-            await _until(lambda: after_first != [])
-            # The second task still waits: the reading went back to the reader task at once.
-            assert after_first == [False]
-            await peer.send(b"2")
-            await second_done.wait()
-            assert listener.readers[-1] not in ids.values()
-            assert transport.bystanders == 0
 
 
 @_on_trio

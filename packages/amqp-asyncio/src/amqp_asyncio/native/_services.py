@@ -61,9 +61,6 @@ _DRAIN_MARK: Final = 1024 * 1024
 _CLOSE_GRACE: Final = 1.0
 # How often a publisher held back by a full output buffer re-checks it.
 _SENT_POLL: Final = 0.05
-# After a task that read the socket for itself is done (see _Transport.read_for), the reader
-# task reads again only if no task has started reading for itself within this many seconds.
-_STAND_ASIDE: Final = 0.001
 
 _T = TypeVar("_T")
 
@@ -155,19 +152,10 @@ class AnyioServices:
                     waiter.future = None
             else:
                 lender = self._lender
-                if lender is None:
+                if lender is not None and lender.lendable():
+                    await lender.read_for(waiter)
+                if not waiter.done:
                     await waiter.wait()
-                else:
-                    if lender.lendable():
-                        await lender.read_for(waiter)
-                    if not waiter.done:
-                        # Waiting while another task reads: that one hands the reading
-                        # back to the reader task as soon as it is done (see read_for).
-                        lender.bystanders += 1
-                        try:
-                            await waiter.wait()
-                        finally:
-                            lender.bystanders -= 1
         return waiter.result()
 
     async def run(self) -> None:
@@ -534,11 +522,6 @@ class _Transport:
         self._read_scope: anyio.CancelScope | None = None  # the reader's wait for input
         self._lent = False
         self._lent_done = anyio.Event()
-        # A borrower was done a moment ago and the reader task still stands aside (see
-        # read_for); the scope of its wait meanwhile, and the tasks waiting without reading.
-        self._lent_recently = False
-        self._aside_scope: anyio.CancelScope | None = None
-        self.bystanders = 0
         # What a borrower met and left for the reader task to report or raise.
         self._handoff: BaseException | None = None
         # Resolved once: anyio.wait_readable() and anyio.CancelScope() look the backend up
@@ -546,7 +529,6 @@ class _Transport:
         backend = anyio.lowlevel.current_token().backend_class
         self._wait_readable: Callable[[socket.socket], Awaitable[None]] = backend.wait_readable
         self._cancel_scope: Callable[[], anyio.CancelScope] = backend.create_cancel_scope
-        self._current_time: Callable[[], float] = backend.current_time
 
     # ------------------------------------------------------------------ Transport
 
@@ -654,17 +636,8 @@ class _Transport:
         self._reading = True
         try:
             while True:
-                if self._lent or self._lent_recently:
-                    with self._cancel_scope() as aside:
-                        if not self._lent:
-                            aside.deadline = self._current_time() + _STAND_ASIDE
-                        self._aside_scope = aside
-                        try:
-                            await self._lent_done.wait()
-                        finally:
-                            self._aside_scope = None
-                    if self._lent_recently and not self._lent:
-                        self._lent_recently = False  # nobody read again meanwhile: read
+                if self._lent:
+                    await self._lent_done.wait()
                     continue
                 handoff = self._handoff
                 if handoff is not None:
@@ -726,19 +699,11 @@ class _Transport:
         sock = self._direct
         assert sock is not None
         wait_readable = self._wait_readable
-        if self._lent_recently:
-            # The reader task still stands aside after the last borrower: take over
-            # without waking it (a request's reply, right after the previous one).
-            self._lent_recently = False
-            aside = self._aside_scope
-            if aside is not None:
-                aside.deadline = math.inf
-        else:
-            self._lent_done = anyio.Event()
-            reader_scope = self._read_scope
-            if reader_scope is not None:
-                reader_scope.cancel()
         self._lent = True
+        self._lent_done = anyio.Event()
+        reader_scope = self._read_scope
+        if reader_scope is not None:
+            reader_scope.cancel()
         try:
             while not waiter.done:
                 with self._cancel_scope() as parked:
@@ -766,17 +731,7 @@ class _Transport:
             pass  # the stream is closing: its task reports the end
         finally:
             self._lent = False
-            if self._handoff is None and not self.bystanders:
-                # The reader task reads again only if no task reads for itself within
-                # _STAND_ASIDE: a task that made a request waits for its reply at once,
-                # and waking the reader task for every reply cost a scheduling round.
-                self._lent_recently = True
-                aside = self._aside_scope
-                if aside is not None:
-                    aside.deadline = self._current_time() + _STAND_ASIDE
-            else:
-                self._lent_recently = False
-                self._lent_done.set()
+            self._lent_done.set()
 
     async def _writer(self) -> BaseException | None:
         """Send what is queued until closed; return the send error, if any."""
