@@ -8,8 +8,6 @@ whenever the broker sends more than that at once (a message of a few MiB does).
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from amqp_core.connection import _Stream
@@ -18,12 +16,11 @@ from amqp_core.connection import _Stream
 def record_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """From now until the test ends: the length of every piece of data a connection receives."""
     sizes: list[int] = []
-    lock = threading.Lock()  # amqp-blocking reads in its I/O thread or in a waiting thread
     original = _Stream.data_received
 
     def data_received(stream: _Stream, data: bytes) -> None:
-        with lock:
-            sizes.append(len(data))
+        # amqp-blocking reads in its I/O thread or a waiting one: list.append is atomic.
+        sizes.append(len(data))
         original(stream, data)
 
     monkeypatch.setattr(_Stream, "data_received", data_received)

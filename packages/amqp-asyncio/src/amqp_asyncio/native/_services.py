@@ -282,9 +282,6 @@ class AnyioServices:
         task, the write leaves at once. Not on asyncio, where scheduling is a cheap
         ``call_soon``, nor for a burst, whose commands must be joined into few writes.
         """
-        if self._inline is not None:  # already inside run_inline: its end runs these too
-            work(*args)
-            return
         inline: list[tuple[_Handle, Callable[[], None]]] = []
         self._inline = inline
         try:
@@ -536,7 +533,7 @@ class _Transport:
         if self._closing or self._reported:
             return
         direct = self._direct
-        if direct is not None and self._direct_ok and not self._queue and not self._sending:
+        if direct is not None and self.writes_go_straight_out():
             # Nothing queued and no send under way: the (non-blocking) socket takes what it
             # can now, so a lone request leaves without waiting for the writer task. Once
             # until re-armed (by the writer once it has sent everything, or by the reader
@@ -681,6 +678,7 @@ class _Transport:
             and not self._queue
             and not self._sending
             and not self._closing
+            and not self._reported
         )
 
     def lendable(self) -> bool:
