@@ -33,14 +33,16 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import raw
+# Nothing here imports amqp_core or more of the standard library than a client needs: every
+# module this worker loads counts in the peak RSS of the client it measures. So bench.raw (which
+# encodes with amqp_core) is imported by the few functions that use it, and medians are taken
+# without ``statistics`` (which loads decimal, fractions and random).
 
 __all__ = ("CLIENTS", "run_job")
 
@@ -50,31 +52,66 @@ _WARMUP = [0]
 
 
 class DepthPoller:
-    """Watch a queue's depth from a connection of its own, in a thread; note when it is full."""
+    """Watch a queue's depth from a process of its own; note when the queue is full.
+
+    A process, not a thread of the worker: a thread would take the GIL from the publisher it
+    times, and would load amqp_core (``bench.raw``'s codec) into the process whose peak RSS
+    is measured. The poller's ``time.monotonic()`` is the same system-wide clock as ours.
+    """
 
     def __init__(self, url: str, queue: str, count: int) -> None:
-        self.done = threading.Event()
-        self.end = 0.0
-        self._thread = threading.Thread(target=self._run, args=(url, queue, count), daemon=True)
-        self._thread.start()
+        import subprocess
 
-    def _run(self, url: str, queue: str, count: int) -> None:
-        self.end = raw.wait_for_depth(url, queue, count, _TIMEOUT)
-        self.done.set()
+        self.end = 0.0
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bench.raw", "wait-for-depth", url, queue, str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        # The clock starts once the poller is connected.
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the depth poller did not start: {self._process.wait()}")
+
+    def is_done(self) -> bool:
+        """Whether the queue has been seen full (then ``end`` is when)."""
+        if self._process.poll() is None:
+            return False
+        self._collect()
+        return True
+
+    def wait(self) -> None:
+        """Wait until the queue has been seen full."""
+        self._process.wait(_TIMEOUT)
+        self._collect()
+
+    def _collect(self) -> None:
+        assert self._process.stdout is not None
+        answer = self._process.stdout.read().strip()
+        if self._process.returncode != 0 or not answer:
+            raise RuntimeError(f"the depth poller failed ({self._process.returncode})")
+        self.end = float(answer)
 
 
 def _rate(n: int, seconds: float) -> dict[str, Any]:
     return {"value": n / seconds, "unit": "msg/s", "seconds": seconds}
 
 
+def _median(ordered: list[float]) -> float:
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _latency(samples: list[float]) -> dict[str, Any]:
     samples = sorted(samples[_WARMUP[0] :])
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return {"value": statistics.median(samples) * 1e6, "unit": "us", "p99": p99 * 1e6}
+    return {"value": _median(samples) * 1e6, "unit": "us", "p99": p99 * 1e6}
 
 
 def _connect_result(samples: list[float]) -> dict[str, Any]:
-    return {"value": statistics.median(samples[_WARMUP[0] :]) * 1e3, "unit": "ms"}
+    return {"value": _median(sorted(samples[_WARMUP[0] :])) * 1e3, "unit": "ms"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +140,7 @@ def _blocking(lib: Any, fast_confirms: bool) -> Callable[[dict[str, Any]], dict[
             start = time.monotonic()
             for _ in range(n):
                 channel.basic_publish("", queue, body)
-            while not poller.done.is_set():
+            while not poller.is_done():
                 connection.process_data_events(0.002)
             result = _rate(n, poller.end - start)
         elif scenario == "confirm":
@@ -309,7 +346,7 @@ class _CallbackScript:
 
     def check_depth(self) -> None:
         assert self.poller is not None
-        if self.poller.done.is_set():
+        if self.poller.is_done():
             self.finish(_rate(self.n, self.poller.end - self.start))
         else:
             self.loop.call_later(0.002, self.check_depth)
@@ -472,7 +509,7 @@ async def _native_scenario(job: dict[str, Any]) -> dict[str, Any]:
             publish = channel.basic_publish
             for _ in range(n):
                 await publish("", queue, body)
-            while not poller.done.is_set():
+            while not poller.is_done():
                 await anyio.sleep(0.002)
             return _rate(n, poller.end - start)
         if scenario == "confirm":
@@ -627,7 +664,7 @@ def _twisted_scenario(reactor: Any, job: dict[str, Any]) -> Any:
             for _ in range(n):
                 # Without confirms the Deferred has fired already: nothing to wait for.
                 channel.basic_publish("", queue, body)
-            while not poller.done.is_set():
+            while not poller.is_done():
                 yield sleep(0.002)
             result = _rate(n, poller.end - start)
         elif scenario == "confirm":
@@ -700,6 +737,7 @@ def _twisted_scenario(reactor: Any, job: dict[str, Any]) -> Any:
 
 def _raw(job: dict[str, Any]) -> dict[str, Any]:
     from amqp_core import spec
+    from bench import raw
 
     url, queue, n, scenario = job["url"], job["queue"], job["n"], job["scenario"]
     body = b"x" * job["size"]
@@ -716,7 +754,7 @@ def _raw(job: dict[str, Any]) -> dict[str, Any]:
         poller = DepthPoller(url, queue, n)
         start = time.monotonic()
         raw.publish_frames(connection, data)
-        poller.done.wait(_TIMEOUT)
+        poller.wait()
         result = _rate(n, poller.end - start)
     elif scenario == "confirm":
         connection.rpc(spec.Confirm.Select(), spec.Confirm.SelectOk)

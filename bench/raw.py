@@ -10,14 +10,16 @@ every client's figure also as a share of it.
 
 The same module fills queues for the consume scenario (:func:`fill_queue`), answers the RPC
 scenario's requests (:func:`rpc_responder`) and reads a queue's depth with a passive
-``queue.declare`` (:class:`RawConnection.message_count`), so that none of the clients measured
-does any of that work.
+``queue.declare`` (:class:`RawConnection.message_count`; ``python -m bench.raw wait-for-depth``
+is the publish scenario's poller, in a process of its own), so that none of the clients
+measured does any of that work.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -284,15 +286,28 @@ def ack_frame(tag: int) -> bytes:
     return _ACK_FRAME.pack(1, 1, 13, 60, 80, tag, 1, _FRAME_END)
 
 
-def wait_for_depth(url: str, queue: str, count: int, timeout: float = 120.0) -> float:
-    """Poll ``queue`` until it holds ``count`` messages; return the monotonic time it did."""
+def main(argv: list[str]) -> int:
+    """``wait-for-depth URL QUEUE COUNT``: the benchmark's depth poller, in a process of its own.
+
+    Prints ``ready`` once connected, then, when the queue holds ``COUNT`` messages, the
+    monotonic time it did.
+    """
+    command, url, queue, count = argv
+    if command != "wait-for-depth":
+        raise SystemExit(f"unknown command {command!r}")
     connection = RawConnection(url)
     try:
-        deadline = time.monotonic() + timeout
-        while connection.message_count(queue) < count:
+        print("ready", flush=True)
+        deadline = time.monotonic() + 300.0
+        while connection.message_count(queue) < int(count):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{queue} did not reach {count} messages")
             time.sleep(0.002)
-        return time.monotonic()
+        print(repr(time.monotonic()), flush=True)
     finally:
         connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

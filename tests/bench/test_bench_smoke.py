@@ -8,6 +8,9 @@ ceiling, or a report that no longer renders.
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -59,3 +62,16 @@ def test_the_consume_row_runs_more_often_and_the_report_says_so() -> None:
     facts = dict.fromkeys(("cpu", "python", "rabbitmq", "pika", "os", "date"), "x")
     text, _targets = report(facts, results, [consume, rpc], {}, 3)
     assert "Medians of 3 run(s) per cell (5 for consume);" in text
+
+
+def test_the_worker_loads_nothing_a_client_does_not() -> None:
+    # Every module the worker imports counts in the peak RSS of the client it measures: a pika
+    # client's figure must not carry amqp_core (the raw codec's), nor statistics' imports.
+    script = "import json, sys\nimport bench.clients\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(done.stdout))
+    assert "bench.clients" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in {"amqp_core", "pika", "anyio"}}
+    assert not loaded & {"statistics", "decimal", "fractions", "random", "bench.raw"}

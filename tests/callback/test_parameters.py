@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ssl
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -73,6 +74,7 @@ GOOD: list[dict[str, Any]] = [
     {"port": 1.5},
     {"retry_delay": 0},
     {"retry_delay": 2.5},
+    {"retry_delay": Fraction(5, 2)},  # any numbers.Real, as in pika
     {"socket_timeout": None},
     {"socket_timeout": 3},
     {"stack_timeout": None},

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
+import subprocess
+import sys
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -867,3 +870,32 @@ def test_decode_short_string_from_a_memoryview_of_another_format() -> None:
     raw = bytearray(b"\x00\x03abc\x00")  # 6 bytes: three unsigned shorts
     view = memoryview(raw).cast("H")
     assert decode_short_string(view, 1) == ("abc", 5)
+
+
+def test_datetime_and_decimal_are_imported_only_when_a_value_needs_them() -> None:
+    # They weigh about 0.45 MiB with calendar and numbers, and most programs never send one.
+    script = (
+        "import json, sys\n"
+        "import amqp_core, amqp_core.connection, amqp_core.engine, amqp_core.parameters\n"
+        "from amqp_core import spec\n"
+        "from amqp_core.data import pack_table, unpack_table\n"
+        "heavy = ('datetime', 'decimal', 'calendar', 'numbers')\n"
+        "before = [m for m in heavy if m in sys.modules]\n"
+        "plain = pack_table({'s': 'x', 'i': 1, 'f': 1.5, 'l': [b'y', None, True]})\n"
+        "assert unpack_table(plain, 0, len(plain))[0]['s'] == 'x'\n"
+        "spec.BasicProperties(timestamp=5, headers={'n': 2}).encode()\n"
+        "after_plain = [m for m in heavy if m in sys.modules]\n"
+        "from datetime import datetime, timezone\n"
+        "from decimal import Decimal\n"
+        "when = datetime(2020, 1, 2, 3, 4, 5, tzinfo=timezone.utc)\n"
+        "packed = pack_table({'t': when, 'd': Decimal('1.25')})\n"
+        "table = unpack_table(packed, 0, len(packed))[0]\n"
+        "assert table == {'t': when, 'd': Decimal('1.25')}, table\n"
+        "stamp = spec.BasicProperties(timestamp=when).encode()\n"
+        "assert stamp == spec.BasicProperties(timestamp=int(when.timestamp())).encode()\n"
+        "print(json.dumps([before, after_plain]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(done.stdout) == [[], []]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +20,8 @@ from amqp_tornado.tornado_connection import TornadoConnection as ByPikaPath
 from examples import tornado_consumer
 from tests.adapters.amqp_support import close_connection, open_connection
 from tests.adapters.loops import LoopDriver, TornadoDriver
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -155,3 +160,25 @@ def test_writes_from_another_thread_keep_their_order(tornado_driver: TornadoDriv
         assert listener.lost == [None]
     finally:
         server.close()
+
+
+def test_a_plain_connection_by_number_loads_no_iostream_or_resolver(amqp_url: str) -> None:
+    # tornado.iostream and tornado.netutil weigh about 0.6 MiB: only TLS needs the one and a
+    # host name the other.
+    program = (
+        "import sys\n"
+        "from examples import tornado_consumer\n"
+        "tornado_consumer.main(sys.argv[1], count=1)\n"
+        "print(sorted(m for m in sys.modules if m in ('tornado.iostream', 'tornado.netutil')))\n"
+    )
+    assert "127.0.0.1" in amqp_url
+    done = subprocess.run(
+        [sys.executable, "-c", program, amqp_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -12,7 +12,6 @@ Nothing here knows AMQP: bytes go in and out, and every decision about them is a
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +25,8 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
+    lookup_host,
 )
 
 __all__ = ("AsyncioIOServices",)
@@ -34,14 +35,6 @@ __all__ = ("AsyncioIOServices",)
 # what the listener hears as write_drained.
 _WRITE_HIGH_WATER = 256 * 1024
 _WRITE_LOW_WATER = 64 * 1024
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 class _BufferedReads(asyncio.BufferedProtocol):
@@ -170,13 +163,15 @@ class AsyncioIOServices:
     ) -> None:
         result: Sequence[AddressInfo] | BaseException
         try:
-            if _is_ip_literal(host):
+            if is_ip_literal(host):
                 # Numeric: answered locally at once, no executor thread to start or shut down.
                 infos = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                    lookup_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
                 )
             else:
-                infos = await self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                infos = await self.loop.getaddrinfo(
+                    lookup_host(host), port, type=socket.SOCK_STREAM
+                )
             result = [
                 AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
                 for family, socktype, proto, _, sockaddr in infos

@@ -77,6 +77,7 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    lookup_host,
 )
 
 __all__ = ("IOCondition", "ThreadIOServices")
@@ -848,7 +849,7 @@ class ThreadIOServices:
 def _resolve(host: str, port: int) -> list[AddressInfo] | OSError:
     """``socket.getaddrinfo`` for a TCP stream: the addresses, or the error it raised."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM)
     except OSError as error:
         return error
     return [

@@ -18,17 +18,23 @@ Field kinds are the AMQP 0-9-1 domain types (spec section 4.2.5): ``bit``, ``oct
 
 from __future__ import annotations
 
-import calendar
 import operator
 import struct
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeAlias, TypeGuard, TypeVar
 
 from amqp_core._types import Buffer
-from amqp_core.data import pack_table, unpack_table, unpack_table_entries
+from amqp_core.data import (
+    _seconds_since_epoch,
+    pack_table,
+    unpack_table,
+    unpack_table_entries,
+)
 from amqp_core.exceptions import AMQPCodecError, AMQPEncodeError, ShortStringTooLong
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ("AMQPObject", "Class", "Method", "Properties")
 
@@ -463,9 +469,9 @@ def _encode_field(owner: str, name: str, kind: str, value: object) -> bytes:
             raise AMQPEncodeError(f"{where} is {len(raw)} bytes long; a long string holds less")
         return _LENGTH_LONG.pack(len(raw)) + raw
     codec = _INTEGERS[kind]
-    if kind == "timestamp" and isinstance(value, datetime):
+    if kind == "timestamp" and _is_datetime(value):
         # Like the field-table codec: a naive datetime is taken to be UTC.
-        value = calendar.timegm(value.utctimetuple())
+        value = _seconds_since_epoch(value)
     elif isinstance(value, Enum):
         # pika 1.4.4's DeliveryMode is a plain Enum whose values are ints.
         value = value.value
@@ -479,6 +485,13 @@ def _encode_field(owner: str, name: str, kind: str, value: object) -> bytes:
         raise AMQPEncodeError(
             f"{where}: {number} is out of range for an unsigned {codec.size * 8}-bit {kind}"
         ) from None
+
+
+def _is_datetime(value: object) -> TypeGuard[datetime]:
+    # Imported here, not at the top: most programs never send a datetime (see amqp_core.data).
+    from datetime import datetime
+
+    return isinstance(value, datetime)
 
 
 def _as_bytes(where: str, value: object) -> bytes:

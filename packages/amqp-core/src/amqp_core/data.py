@@ -30,9 +30,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from amqp_core._types import Buffer
 from amqp_core.exceptions import (
@@ -42,6 +40,13 @@ from amqp_core.exceptions import (
     ShortStringTooLong,
     UnsupportedAMQPFieldException,
 )
+
+if TYPE_CHECKING:
+    # Imported where a value needs them, not here: with ``calendar`` and ``numbers``, which
+    # come along, the two modules weigh about 0.45 MiB, and most programs never send or
+    # receive a timestamp or a decimal in a field table.
+    from datetime import datetime
+    from decimal import Decimal
 
 __all__ = (
     "MAX_NESTING_DEPTH",
@@ -131,13 +136,9 @@ _new_int = int.__new__
 _new_float = float.__new__
 _new_bytes = bytes.__new__
 
-_UTC = timezone.utc
-_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
-_EPOCH_NAIVE = datetime(1970, 1, 1)
-_ONE_SECOND = timedelta(seconds=1)
-# The last whole second a datetime can hold (9999-12-31T23:59:59Z); later timestamps decode as
-# Timestamp instead.
-_MAX_DATETIME_SECONDS = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=_UTC) - _EPOCH) // _ONE_SECOND
+# The last whole second a datetime can hold (9999-12-31T23:59:59Z), in seconds since the
+# epoch; later timestamps decode as Timestamp instead.
+_MAX_DATETIME_SECONDS = 253_402_300_799
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +380,8 @@ def _encode_float32(value: object, depth: int) -> bytes:
 
 
 def _encode_decimal(value: object, depth: int) -> bytes:
+    from decimal import Decimal
+
     assert isinstance(value, Decimal)
     if not value.is_finite():
         raise AMQPEncodeError(f"{value!r} cannot be sent: field type 'D' has no NaN or infinity")
@@ -408,13 +411,33 @@ def _encode_decimal(value: object, depth: int) -> bytes:
     return _pack_decimal(68, scale, unscaled)
 
 
-def _encode_datetime(value: object, depth: int) -> bytes:
-    assert isinstance(value, datetime)
-    # A naive datetime is taken as UTC; sub-second parts are dropped ('T' is whole seconds).
+def _seconds_since_epoch(value: datetime) -> int:
+    """Whole seconds from 1970-01-01T00:00:00Z to ``value``, as AMQP timestamps count them.
+
+    A naive datetime is taken as UTC; the part of a second is dropped (rounded down).
+    """
+    from datetime import datetime, timedelta, timezone
+
     if value.utcoffset() is None:
-        seconds = (value - _EPOCH_NAIVE) // _ONE_SECOND
+        epoch = datetime(1970, 1, 1)
     else:
-        seconds = (value - _EPOCH) // _ONE_SECOND
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (value - epoch) // timedelta(seconds=1)
+
+
+def _datetime_at(seconds: int) -> datetime:
+    """The UTC datetime ``seconds`` after the epoch (at most :data:`_MAX_DATETIME_SECONDS`)."""
+    from datetime import datetime, timedelta, timezone
+
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+
+
+def _encode_datetime(value: object, depth: int) -> bytes:
+    from datetime import datetime
+
+    assert isinstance(value, datetime)
+    # 'T' is whole seconds: the part of a second is dropped.
+    seconds = _seconds_since_epoch(value)
     if seconds < 0:
         raise AMQPEncodeError(
             f"{value!r} is before 1970: field type 'T' is unsigned seconds since the epoch"
@@ -465,8 +488,6 @@ _ENCODERS: dict[type, _Encoder] = {
     list: _encode_array,
     tuple: _encode_array,
     type(None): _encode_none,
-    Decimal: _encode_decimal,
-    datetime: _encode_datetime,
     Int8: _make_int_encoder(_pack_tag_i8, "b"),
     UInt8: _make_int_encoder(_pack_tag_u8, "B"),
     Int16: _make_int_encoder(_pack_tag_i16, "s"),
@@ -491,13 +512,27 @@ def _encode_value(value: object, depth: int) -> bytes:
             if encoder is not None:
                 break
         else:
-            if isinstance(value, Mapping):
-                encoder = _encode_table
-            else:
+            encoder = _encode_table if isinstance(value, Mapping) else _stdlib_encoder(value)
+            if encoder is None:
                 raise UnsupportedAMQPFieldException(
                     f"no AMQP field type for a value of type {type(value).__name__}: {value!r}"
                 )
     return encoder(value, depth)
+
+
+def _stdlib_encoder(value: object) -> _Encoder | None:
+    """The encoder of a ``datetime`` or ``Decimal`` (subclasses included), else ``None``.
+
+    Not in ``_ENCODERS``, so that this module need not import ``datetime`` and ``decimal``.
+    """
+    from datetime import datetime
+    from decimal import Decimal
+
+    if isinstance(value, datetime):
+        return _encode_datetime
+    if isinstance(value, Decimal):
+        return _encode_decimal
+    return None
 
 
 def _pack_table(table: object, depth: int) -> bytes:
@@ -769,10 +804,12 @@ def _decode_tagged(
     if tag == 84:  # 'T' unsigned 64-bit seconds; never guessed to be milliseconds
         seconds = _unpack_u64(data, offset)[0]
         if seconds <= _MAX_DATETIME_SECONDS:
-            return _EPOCH + timedelta(seconds=seconds), offset + 8
+            return _datetime_at(seconds), offset + 8
         return _new_int(Timestamp, seconds), offset + 8
     if tag == 68:  # 'D' scale octet, then the unscaled value as a signed 32-bit int
         scale, unscaled = _unpack_decimal(data, offset)
+        from decimal import Decimal
+
         # Built from text: exact whatever the current decimal context's precision.
         return Decimal(f"{unscaled}E-{scale}"), offset + 5
     if tag == 98:  # 'b' signed 8

@@ -18,7 +18,7 @@ whether TLS is on, nothing of the credentials.
 from __future__ import annotations
 
 import copy
-import numbers
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
@@ -111,7 +111,15 @@ def _type_name(value: object) -> str:
 
 
 def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real)
+    """Whether ``value`` is a ``numbers.Real`` (an int, a float, a Fraction, a NumPy float ...).
+
+    Without importing ``numbers`` when a program has not (most do not need it): a type can
+    only be registered as a ``Real`` once ``numbers`` is loaded.
+    """
+    if isinstance(value, (int, float)):
+        return True
+    numbers = sys.modules.get("numbers")
+    return numbers is not None and isinstance(value, numbers.Real)
 
 
 def _check_int(name: str, value: object) -> int:
@@ -122,7 +130,7 @@ def _check_int(name: str, value: object) -> int:
 
 
 def _check_real(name: str, value: object) -> float:
-    if not isinstance(value, numbers.Real):
+    if not _is_real(value):
         raise TypeError(f"{name} must be a float or int, but got {value!r}")
     return value  # type: ignore[return-value]  # a Real is float-compatible
 

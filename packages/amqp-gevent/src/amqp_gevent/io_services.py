@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ipaddress
 import socket as stdlib_socket
 import sys
 import time
@@ -37,6 +36,8 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
+    lookup_host,
 )
 
 if TYPE_CHECKING:
@@ -48,14 +49,6 @@ __all__ = ("GeventIOServices",)
 
 # The listener hears write_drained when the send queue falls below this.
 _WRITE_LOW_WATER = 64 * 1024
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
 
 
 class _Greenlet:
@@ -261,9 +254,9 @@ class GeventIOServices:
         def resolve() -> None:
             result: Sequence[AddressInfo] | BaseException
             try:
-                if _is_ip_literal(host):
+                if is_ip_literal(host):
                     infos = stdlib_socket.getaddrinfo(
-                        host,
+                        lookup_host(host),
                         port,
                         type=stdlib_socket.SOCK_STREAM,
                         flags=stdlib_socket.AI_NUMERICHOST,

@@ -16,7 +16,6 @@ it costs about 6 MiB of resident memory that a plain-TCP client does not need.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import socket
 import threading
@@ -34,6 +33,8 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
+    lookup_host,
 )
 
 __all__ = ("SelectorIOServices", "SelectorLoop", "set_tcp_options")
@@ -80,14 +81,6 @@ def set_tcp_options(sock: socket.socket, options: Mapping[str, int] | None) -> N
     apply_tcp_options(sock, options, socket)
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
 def _address_infos(
     results: Sequence[tuple[Any, Any, int, str, tuple[Any, ...]]],
 ) -> list[AddressInfo]:
@@ -128,7 +121,7 @@ class _Resolution:
         self._port = port
 
     def start(self) -> None:
-        if _is_ip_literal(self._host):
+        if is_ip_literal(self._host):
             # A numeric address resolves without asking anyone, so no thread is needed; the
             # answer still arrives from the loop, as a lookup's would.
             self._loop.call_later(0, self._run_numeric)
@@ -140,7 +133,7 @@ class _Resolution:
     def _lookup(self) -> Sequence[AddressInfo] | BaseException:
         try:
             return _address_infos(
-                socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+                socket.getaddrinfo(lookup_host(self._host), self._port, type=socket.SOCK_STREAM)
             )
         except Exception as exc:
             return exc

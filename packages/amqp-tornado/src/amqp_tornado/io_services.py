@@ -19,11 +19,9 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.netutil import Resolver, is_valid_ip
 
 from amqp_core._types import Buffer
 from amqp_core.transport import (
@@ -34,7 +32,15 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
+    lookup_host,
 )
+
+if TYPE_CHECKING:
+    # Imported where they are used: a plain connection to a numeric address needs neither, and
+    # the two modules weigh about 0.6 MiB.
+    from tornado.iostream import IOStream
+    from tornado.netutil import Resolver
 
 __all__ = ("TornadoIOServices",)
 
@@ -47,6 +53,8 @@ _JOIN_LIMIT = 256 * 1024
 
 def _real_error(error: BaseException) -> BaseException:
     # Tornado wraps the socket's own error; amqp_core wants the original (OSError, SSLError).
+    from tornado.iostream import StreamClosedError
+
     if isinstance(error, StreamClosedError):
         return error.real_error or ConnectionError("the stream closed")
     return error
@@ -302,6 +310,8 @@ class _StreamTransport:
         self._read()
 
     def _read(self) -> None:
+        from tornado.iostream import StreamClosedError
+
         try:
             future: Any = self._stream.read_bytes(READ_SIZE, partial=True)
         except StreamClosedError:
@@ -460,6 +470,8 @@ class _Connector:
         # start_tls takes the socket over; cancelling its future closes the new stream.
         self._sock = None
         try:
+            from tornado.iostream import IOStream
+
             stream = IOStream(sock)
             handshake: Any = stream.start_tls(
                 False,
@@ -521,7 +533,7 @@ class TornadoIOServices:
 
     def __init__(self, ioloop: IOLoop) -> None:
         self.ioloop = ioloop
-        self._resolver = Resolver()
+        self._resolver: Resolver | None = None  # made for the first name that is not numeric
 
     def random(self) -> float:
         """Return a float in ``[0, 1)``: the jitter source of connection recovery."""
@@ -554,13 +566,20 @@ class TornadoIOServices:
             result: Sequence[AddressInfo] | BaseException
             found: list[tuple[int, Any]]
             try:
-                if is_valid_ip(host):
+                if is_ip_literal(host):
                     # Numeric: answered locally at once, without the resolver's thread.
                     infos = socket.getaddrinfo(
-                        host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+                        lookup_host(host),
+                        port,
+                        type=socket.SOCK_STREAM,
+                        flags=socket.AI_NUMERICHOST,
                     )
                     found = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
                 else:
+                    if self._resolver is None:
+                        from tornado.netutil import Resolver
+
+                        self._resolver = Resolver()
                     found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
                 result = [
                     AddressInfo(int(family), socket.SOCK_STREAM, socket.IPPROTO_TCP, sockaddr)

@@ -11,7 +11,6 @@ memory BIOs, so the ``ssl.SSLContext`` of ``SSLOptions`` serves here as for ever
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,8 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
+    lookup_host,
 )
 
 
@@ -262,14 +263,6 @@ class _StreamFactory(protocol.ClientFactory):
             self.on_done(_stream_error(reason))
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
 def resolve(
     reactor: Any,
     host: str,
@@ -290,8 +283,8 @@ def resolve(
     operation = _Operation()
 
     def lookup() -> list[AddressInfo]:
-        flags = socket.AI_NUMERICHOST if _is_ip_literal(host) else 0
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=flags)
+        flags = socket.AI_NUMERICHOST if is_ip_literal(host) else 0
+        infos = socket.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM, flags=flags)
         return [
             AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
             for family, socktype, proto, _, sockaddr in infos
@@ -305,7 +298,7 @@ def resolve(
             result = result.value
         on_done(result)
 
-    if _is_ip_literal(host):
+    if is_ip_literal(host):
         # Answered locally: no thread pool to start (or to stop with the reactor).
         def answer() -> None:
             try:

@@ -40,6 +40,7 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    lookup_host,
 )
 
 if TYPE_CHECKING:
@@ -469,7 +470,9 @@ def _name_asyncio_for_callbacks() -> None:
 def _numeric_address(host: str, port: int) -> list[AddressInfo] | None:
     """``host``'s address if it is an IP address (no lookup is made), else None."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        infos = socket.getaddrinfo(
+            lookup_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
     except (OSError, UnicodeError):
         return None  # a name: resolved by the resolver, which reports its errors
     return [
