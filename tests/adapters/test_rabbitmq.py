@@ -22,7 +22,8 @@ import pytest
 
 from amqp_core import exceptions, spec
 from amqp_core.channel import Channel
-from amqp_core.connection import Connection
+from amqp_core.connection import _FEED_SIZE, Connection
+from amqp_core.engine import Engine
 from amqp_core.parameters import ConnectionParameters, URLParameters
 from amqp_core.transport import READ_SIZE
 from amqp_select.ioloop import available_pollers
@@ -224,6 +225,33 @@ def test_ten_mebibyte_message(
     # Read in many pieces, none larger than an adapter should ask for.
     assert sum(reads) > len(body)
     assert max(reads) <= READ_SIZE
+
+
+def test_a_big_read_reaches_the_engine_in_slices(
+    adapter: LoopDriver, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine decodes every message it is handed before the first is dispatched, so the
+    # connection hands it a read in slices: a few dozen small deliveries alive at once, not the
+    # hundreds of a 64 KiB read. Nothing is lost or reordered at the seams.
+    channel = open_channel(adapter, connection)
+    queue = declare_queue(adapter, channel)
+    bodies = [b"big " * 100_000] + [f"small {number}".encode() for number in range(1000)]
+    for body in bodies:
+        channel.basic_publish("", queue, body)
+    reads = record_reads(monkeypatch)
+    feeds: list[int] = []
+    receive_data = Engine.receive_data
+
+    def recording(engine: Engine, data: bytes, now: float) -> None:
+        feeds.append(len(data))
+        receive_data(engine, data, now)
+
+    monkeypatch.setattr(Engine, "receive_data", recording)
+    got = consume(adapter, channel, queue, len(bodies))
+    assert [body for _, _, body in got] == bodies
+    assert max(reads) > _FEED_SIZE  # reads the connection had to slice
+    assert max(feeds) <= _FEED_SIZE
+    assert sum(feeds) == sum(reads)
 
 
 def test_broker_forced_close(

@@ -302,7 +302,9 @@ class SelectPublisher(SelectClient):
             self.publish_batch()
 
     def publish_batch(self) -> None:
-        if self.outstanding or not self.channel.is_open:
+        # A batch timed before the loss may come due while the connection is down (publishing
+        # then raises ConnectionStateError): the Recovered event starts the next one.
+        if self.outstanding or not self.channel.is_open or not self.connection.is_open:
             return
         if self.sent >= TOTAL or self.stop_requested.is_set():
             self.connection.close()
