@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 
 import pytest
 
 from bench.run import PIKA_BLOCKING, PIKA_SELECT, RAW, Scenario, report, run_suite
+from tests.fresh_interpreter import run_python
 
 pytestmark = pytest.mark.slow
 
@@ -68,10 +67,7 @@ def test_the_worker_loads_nothing_a_client_does_not() -> None:
     # Every module the worker imports counts in the peak RSS of the client it measures: a pika
     # client's figure must not carry amqp_core (the raw codec's), nor statistics' imports.
     script = "import json, sys\nimport bench.clients\nprint(json.dumps(sorted(sys.modules)))\n"
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    loaded = set(json.loads(done.stdout))
+    loaded = set(json.loads(run_python(script)))
     assert "bench.clients" in loaded
     assert not {m for m in loaded if m.split(".")[0] in {"amqp_core", "pika", "anyio"}}
     assert not loaded & {"statistics", "decimal", "fractions", "random", "bench.raw"}

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import subprocess
-import sys
 from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -51,6 +49,7 @@ from amqp_core.exceptions import (
     UnsupportedAMQPFieldException,
 )
 from amqp_core.testing import strategies as amqp_st
+from tests.fresh_interpreter import run_python
 
 UTC = timezone.utc
 
@@ -895,7 +894,4 @@ def test_datetime_and_decimal_are_imported_only_when_a_value_needs_them() -> Non
         "assert stamp == spec.BasicProperties(timestamp=int(when.timestamp())).encode()\n"
         "print(json.dumps([before, after_plain]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert json.loads(done.stdout) == [[], []]
+    assert json.loads(run_python(script)) == [[], []]

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from amqp_core.transport import is_ip_literal, lookup_host
+from tests.fresh_interpreter import run_python
 
 ADDRESSES = ["127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::", "fe80::1%lo", "2001:db8::7"]
 NAMES = ["localhost", "rabbit.example.com", "host-1", "xn--bcher-kva.example", "bücher.example"]
@@ -65,7 +64,4 @@ def test_a_numeric_lookup_loads_no_idna_codec() -> None:
         "socket.getaddrinfo(lookup_host('127.0.0.1'), 1, flags=socket.AI_NUMERICHOST)\n"
         "print(json.dumps([m for m in ('encodings.idna', 'ipaddress') if m in sys.modules]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert json.loads(done.stdout) == []
+    assert json.loads(run_python(script)) == []

@@ -15,8 +15,6 @@ machine but short enough to catch a decoder that loops.
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -58,6 +56,7 @@ from amqp_core.frame import (
     parse_frame,
 )
 from amqp_core.testing import strategies as amqp_st
+from tests.fresh_interpreter import run_python
 
 ALL_METHODS = sorted(spec.methods.values(), key=lambda cls: cls.INDEX)
 UTC = timezone.utc
@@ -499,18 +498,9 @@ def test_strategies_need_hypothesis_but_amqp_core_does_not() -> None:
         "else:\n"
         "    print('imported')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert "pip install 'amqp-core[testing]'" in result.stdout
-    clean = subprocess.run(
-        [sys.executable, "-c", "import sys, amqp_core; print('hypothesis' in sys.modules)"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    assert clean.stdout.strip() == "False"
+    assert "pip install 'amqp-core[testing]'" in run_python(script)
+    clean = run_python("import sys, amqp_core; print('hypothesis' in sys.modules)")
+    assert clean.strip() == "False"
 
 
 @settings(FUZZ, max_examples=50)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import pathlib
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +17,7 @@ from amqp_tornado.tornado_connection import TornadoConnection as ByPikaPath
 from examples import tornado_consumer
 from tests.adapters.amqp_support import close_connection, open_connection
 from tests.adapters.loops import LoopDriver, TornadoDriver
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+from tests.fresh_interpreter import run_python
 
 
 @pytest.fixture
@@ -172,13 +168,4 @@ def test_a_plain_connection_by_number_loads_no_iostream_or_resolver(amqp_url: st
         "print(sorted(m for m in sys.modules if m in ('tornado.iostream', 'tornado.netutil')))\n"
     )
     assert "127.0.0.1" in amqp_url
-    done = subprocess.run(
-        [sys.executable, "-c", program, amqp_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert run_python(program, amqp_url).splitlines()[-1] == "[]"

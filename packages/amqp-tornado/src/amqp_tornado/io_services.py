@@ -299,6 +299,9 @@ class _StreamTransport:
     """
 
     def __init__(self, ioloop: IOLoop, stream: IOStream, listener: StreamListener) -> None:
+        from tornado.iostream import StreamClosedError  # loaded with the stream: TLS only
+
+        self._closed_error = StreamClosedError  # looked up once, not per read
         self._ioloop = ioloop
         self._stream = stream
         self._listener = listener
@@ -310,11 +313,9 @@ class _StreamTransport:
         self._read()
 
     def _read(self) -> None:
-        from tornado.iostream import StreamClosedError
-
         try:
             future: Any = self._stream.read_bytes(READ_SIZE, partial=True)
-        except StreamClosedError:
+        except self._closed_error:
             # Closed before we asked (the peer may end the stream at once): the close callback
             # may never come, so report the end ourselves, after what is being delivered now.
             self._ioloop.add_callback(self._on_close)

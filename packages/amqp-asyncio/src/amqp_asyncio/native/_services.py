@@ -40,6 +40,7 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
+    is_ip_literal,
     lookup_host,
 )
 
@@ -469,12 +470,14 @@ def _name_asyncio_for_callbacks() -> None:
 
 def _numeric_address(host: str, port: int) -> list[AddressInfo] | None:
     """``host``'s address if it is an IP address (no lookup is made), else None."""
+    if not is_ip_literal(host):
+        return None
     try:
         infos = socket.getaddrinfo(
             lookup_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
         )
-    except (OSError, UnicodeError):
-        return None  # a name: resolved by the resolver, which reports its errors
+    except OSError:
+        return None  # malformed: the resolver is asked, and reports its error
     return [
         AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
         for family, kind, proto, _name, addr in infos
