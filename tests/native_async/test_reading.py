@@ -17,7 +17,7 @@ import anyio.abc
 import pytest
 
 from amqp_asyncio import connect
-from amqp_asyncio.native._services import _Transport
+from amqp_asyncio.native._services import _HAND_BACK_DELAY, _Transport
 from amqp_asyncio.native._waiter import Waiter
 from amqp_core.transport import READ_SIZE
 from tests.read_sizes import record_reads
@@ -53,7 +53,9 @@ class _Listener:
 
 
 @asynccontextmanager
-async def _connected() -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.SocketStream]]:
+async def _connected(
+    call_later: Callable[[float, Callable[[], None]], object] | None = None,
+) -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.SocketStream]]:
     """A transport on a TCP connection to a peer stream the test controls."""
     server = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = server.extra(anyio.abc.SocketAttribute.local_port)
@@ -64,7 +66,7 @@ async def _connected() -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.S
         peer = await accepting.accept()
         listener = _Listener()
         raw = client.extra(anyio.abc.SocketAttribute.raw_socket)
-        transport = _Transport(client, listener, lambda: None, raw)
+        transport = _Transport(client, listener, lambda: None, raw, call_later)
         async with peer:
             yield transport, listener, peer
 
@@ -211,6 +213,120 @@ async def test_an_error_raised_while_lent_ends_the_stream_task() -> None:
             assert info.group_contains(RuntimeError, match="a callback failed")
 
 
+class _Timers:
+    """Plays the services' ``call_later`` for a transport: records, runs on demand."""
+
+    def __init__(self) -> None:
+        self.due: list[tuple[float, Callable[[], None]]] = []
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        self.due.append((delay, callback))
+
+    def fire(self) -> None:
+        due, self.due = self.due, []
+        for _delay, callback in due:
+            callback()
+
+
+@asynccontextmanager
+async def _running_with_timers() -> AsyncIterator[
+    tuple[_Transport, _Listener, anyio.abc.SocketStream, _Timers]
+]:
+    """As :func:`_running`, for a transport that hands the reading back on a timer."""
+    timers = _Timers()
+    async with (
+        _connected(timers.call_later) as (transport, listener, peer),
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(transport.run)
+        await _until(transport.lendable)
+        yield transport, listener, peer, timers
+        transport.close()
+
+
+async def _read_one(
+    transport: _Transport, listener: _Listener, peer: anyio.abc.SocketStream, marker: bytes
+) -> None:
+    """Read in this task until ``marker`` came in; the peer sends it once the task waits."""
+    waiter: Waiter[None] = Waiter()
+    listener.on_data = lambda _data: (
+        waiter.set_result(None) if marker in listener.received else None
+    )
+
+    async def send() -> None:
+        await anyio.wait_all_tasks_blocked()
+        await peer.send(marker)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send)
+        await transport.read_for(waiter)
+    assert waiter.done
+
+
+@_on_trio
+async def test_the_reader_task_takes_the_reading_back_only_when_the_timer_says() -> None:
+    with anyio.fail_after(10):
+        async with _running_with_timers() as (transport, listener, peer, timers):
+            me = anyio.get_current_task().id
+            await _read_one(transport, listener, peer, b"one")
+            # One hand-back is due, after a short delay; the reader task still stands aside.
+            assert [delay for delay, _callback in timers.due] == [_HAND_BACK_DELAY]
+            await peer.send(b"unread")
+            await anyio.sleep(0.05)
+            assert b"unread" not in listener.received
+            # A task that waits again meanwhile reads on, what was sent meanwhile first.
+            await _read_one(transport, listener, peer, b"two")
+            assert listener.readers[:2] == [me, me]
+            assert set(listener.readers) == {me}
+            assert len(timers.due) == 1  # still the one hand-back: none is added per wait
+            timers.fire()
+            await peer.send(b"three")
+            await _until(lambda: b"three" in listener.received)
+            assert listener.readers[-1] != me
+
+
+@_on_trio
+async def test_a_hand_back_due_while_a_task_reads_leaves_it_reading() -> None:
+    with anyio.fail_after(10):
+        async with _running_with_timers() as (transport, listener, peer, timers):
+            await _read_one(transport, listener, peer, b"one")
+            waiter: Waiter[None] = Waiter()
+            listener.on_data = lambda _data: waiter.set_result(None)
+
+            async def fire_then_answer() -> None:
+                await anyio.wait_all_tasks_blocked()
+                timers.fire()  # the waiting task is reading: nothing to hand back
+                await anyio.wait_all_tasks_blocked()
+                assert transport._lent
+                await peer.send(b"reply")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(fire_then_answer)
+                await transport.read_for(waiter)
+            assert listener.readers[-1] == anyio.get_current_task().id
+            # Its own hand-back, due later, is armed again.
+            assert len(timers.due) == 1
+
+
+@_on_trio
+async def test_a_task_waiting_without_reading_has_the_reading_handed_back_at_once() -> None:
+    with anyio.fail_after(10):
+        async with _running_with_timers() as (transport, listener, peer, timers):
+            await _read_one(transport, listener, peer, b"one")
+            # As AnyioServices.expecting_input does for a task about to wait for a close.
+            transport.plain_waiters += 1
+            transport.hand_back()
+            await peer.send(b"close-ok")
+            await _until(lambda: b"close-ok" in listener.received)
+            assert listener.readers[-1] != anyio.get_current_task().id
+            # And a borrower done while somebody waits that way hands back at once too.
+            await _read_one(transport, listener, peer, b"two")
+            await peer.send(b"three")
+            await _until(lambda: b"three" in listener.received)
+            assert listener.readers[-1] != anyio.get_current_task().id
+            timers.fire()
+
+
 # ------------------------------------------------------------------ against RabbitMQ
 
 
@@ -316,3 +432,44 @@ async def test_heartbeats_flow_while_a_task_waits_long(amqp_url: str) -> None:
                     await messages.__anext__()
             assert connection.is_open
             assert (await channel.queue_declare(queue, passive=True)).queue == queue
+
+
+@pytest.mark.broker
+@_on_trio
+async def test_waits_for_a_close_or_a_confirm_slot_do_not_wait_for_the_hand_back(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Were any of these waits to leave the reading to the hand-back, it would take a minute.
+    monkeypatch.setattr("amqp_asyncio.native._services._HAND_BACK_DELAY", 60.0)
+    with anyio.fail_after(10):
+        async with connect(amqp_url) as connection:
+            channel = await connection.channel(publisher_confirms=True, max_in_flight=1)
+            queue = (await channel.queue_declare("", exclusive=True)).queue
+            lender = connection._services._lender
+            assert lender is not None
+
+            async def publish(body: bytes) -> None:
+                await channel.basic_publish("", queue, body)
+
+            async with anyio.create_task_group() as tg:
+                # The second publisher waits for the first one's slot, freed by its confirm.
+                for body in (b"a", b"b", b"c"):
+                    tg.start_soon(publish, body)
+            assert lender._hand_back_due  # the last confirm was read by a waiting task
+            # One task alone: it waits for each next slot without reading.
+            outcomes = await channel.publish_batch([("", queue, b"d"), ("", queue, b"e")])
+            assert [outcome.ok for outcome in outcomes] == [True, True]
+            other = await connection.channel()
+            closed: list[BaseException | None] = []
+
+            async def watch() -> None:
+                closed.append(await other.wait_closed())
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                await anyio.wait_all_tasks_blocked()
+                await other.close()
+            assert len(closed) == 1  # why: closed by us
+            assert (await channel.queue_declare(queue, passive=True)).message_count == 5
+            await channel.close()
+        assert not connection.is_open

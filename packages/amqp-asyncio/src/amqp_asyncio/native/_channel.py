@@ -386,7 +386,8 @@ class NativeChannel:
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the channel is closed; return why."""
-        await self._closed.wait()
+        with self._connection._services.expecting_input():
+            await self._closed.wait()
         return self._close_reason
 
     async def __aenter__(self) -> NativeChannel:
@@ -411,7 +412,8 @@ class NativeChannel:
         if not (core.is_closed or core.is_closing):
             core.close(reply_code, reply_text)
         self._connection._core.flush()
-        await self._closed.wait()
+        with self._connection._services.expecting_input():
+            await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -832,7 +834,8 @@ class NativeChannel:
         waiter: Waiter[None] = Waiter()
         self._slot_waiters.append(waiter)
         try:
-            await waiter.wait()
+            with self._connection._services.expecting_input():  # confirms free the slots
+                await waiter.wait()
         except BaseException as error:
             if waiter.done and waiter.error is None:
                 self._release_slot()  # handed a slot in the instant it was cancelled

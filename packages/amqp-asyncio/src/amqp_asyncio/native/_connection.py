@@ -223,12 +223,14 @@ class NativeConnection:
 
     async def _wait_changed(self) -> None:
         self._raise_if_closed()
-        await self._blocked_changed.wait()
+        with self._services.expecting_input():
+            await self._blocked_changed.wait()
         self._raise_if_closed()
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the connection is closed; return why."""
-        await self._closed.wait()
+        with self._services.expecting_input():
+            await self._closed.wait()
         return self._close_reason
 
     # ------------------------------------------------------------------ commands
@@ -291,7 +293,8 @@ class NativeConnection:
             # While recovering, this stops the retries.
             core.close(reply_code, reply_text)
         self._core.flush()
-        await self._closed.wait()
+        with self._services.expecting_input():
+            await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -311,7 +314,8 @@ class NativeConnection:
     async def _wait_recovered(self) -> None:
         """Wait while the connection recovers (no checkpoint when it does not)."""
         while self._core.is_recovering and self._close_reason is None:
-            await self._recovery_done.wait()
+            with self._services.expecting_input():
+                await self._recovery_done.wait()
 
     async def _publish_pause(self) -> None:
         """Let the loop run; then wait while the broker blocks us or the output is too big.
@@ -406,7 +410,8 @@ class NativeConnection:
                 core.close()
             if core.is_open or core.is_closing:
                 core.flush()
-                await self._closed.wait()
+                with self._services.expecting_input():
+                    await self._closed.wait()
 
     def _unseen_error(self) -> BaseException | None:
         reason = self._close_reason

@@ -23,7 +23,7 @@ import os
 import socket
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import anyio
@@ -63,6 +63,9 @@ _DRAIN_MARK: Final = 1024 * 1024
 _CLOSE_GRACE: Final = 1.0
 # How often a publisher held back by a full output buffer re-checks it.
 _SENT_POLL: Final = 0.05
+# How long after a waiting task stopped reading the socket for itself (nobody else waiting)
+# the reader task takes the reading back: a task that waits again meanwhile reads on.
+_HAND_BACK_DELAY: Final = 0.005
 
 _T = TypeVar("_T")
 
@@ -157,8 +160,28 @@ class AnyioServices:
                 if lender is not None and lender.lendable():
                     await lender.read_for(waiter)
                 if not waiter.done:
-                    await waiter.wait()
+                    with self.expecting_input():
+                        await waiter.wait()
         return waiter.result()
+
+    @contextlib.contextmanager
+    def expecting_input(self) -> Iterator[None]:
+        """Around a wait for something only received data brings (a reply, a close).
+
+        On trio over plain TCP, a task that read the socket for itself (``wait``) leaves the
+        reading to the reader task only a little later, in case it waits again at once; a
+        task waiting in this block has the reader read now, and for as long as it waits.
+        """
+        lender = self._lender
+        if lender is None:
+            yield
+            return
+        lender.plain_waiters += 1
+        lender.hand_back()
+        try:
+            yield
+        finally:
+            lender.plain_waiters -= 1
 
     async def run(self) -> None:
         """Run the "as soon as possible" callbacks, in order, until cancelled.
@@ -409,7 +432,7 @@ class AnyioServices:
         assert stream is not None
         # Plain TCP (on trio): an idle writer lets write() hand data to the socket at once.
         direct = tcp.extra(anyio.abc.SocketAttribute.raw_socket) if stream is tcp else None
-        transport = _Transport(stream, listener, self._on_sent, direct)
+        transport = _Transport(stream, listener, self._on_sent, direct, self.call_later)
         on_done(transport)
         if direct is not None:
             self._lender = transport
@@ -505,6 +528,7 @@ class _Transport:
         listener: StreamListener,
         on_sent: Callable[[], None],
         direct: socket.socket | None = None,
+        call_later: Callable[[float, Callable[[], None]], object] | None = None,
     ) -> None:
         self._stream = stream
         self._listener = listener
@@ -525,6 +549,11 @@ class _Transport:
         self._read_scope: anyio.CancelScope | None = None  # the reader's wait for input
         self._lent = False
         self._lent_done = anyio.Event()
+        # Tasks waiting for input without reading it themselves (expecting_input): when a
+        # borrower is done, the reader task must read for them at once.
+        self.plain_waiters = 0
+        self._call_later = call_later
+        self._hand_back_due = False
         # What a borrower met and left for the reader task to report or raise.
         self._handoff: BaseException | None = None
         # Resolved once: anyio.wait_readable() and anyio.CancelScope() look the backend up
@@ -704,7 +733,9 @@ class _Transport:
         assert sock is not None
         wait_readable = self._wait_readable
         self._lent = True
-        self._lent_done = anyio.Event()
+        if self._lent_done.is_set():
+            self._lent_done = anyio.Event()
+        # else the reader task still waits for the last borrower's hand-back: the same one.
         reader_scope = self._read_scope
         if reader_scope is not None:
             reader_scope.cancel()
@@ -735,7 +766,23 @@ class _Transport:
             pass  # the stream is closing: its task reports the end
         finally:
             self._lent = False
+            if self.plain_waiters or self._handoff is not None or self._call_later is None:
+                self._lent_done.set()
+            elif not self._hand_back_due:
+                # Waking the reader task now would cost a scheduling round on every reply
+                # of a task that waits again at once (a request/reply loop, a consumer);
+                # read_for() by the next waiter finds the reader still standing aside.
+                self._hand_back_due = True
+                self._call_later(_HAND_BACK_DELAY, self._hand_back_if_idle)
+
+    def hand_back(self) -> None:
+        """Let the reader task read again now, unless a waiting task is reading."""
+        if not self._lent:
             self._lent_done.set()
+
+    def _hand_back_if_idle(self) -> None:
+        self._hand_back_due = False
+        self.hand_back()
 
     async def _writer(self) -> BaseException | None:
         """Send what is queued until closed; return the send error, if any."""
