@@ -12,6 +12,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,15 +291,43 @@ def test_a_socket_option_error_fails_the_connect(
     assert "Protocol not available" in str(result)
 
 
+def test_a_lone_write_leaves_before_the_loop_turns(
+    driver: LoopDriver, echo_server: EchoServer
+) -> None:
+    # A request is on the wire when write() returns, not a turn of the loop later: on a
+    # request/reply exchange that turn would be paid on every request.
+    listener = Listener(driver, stop_after=4)
+    transport = connect(driver, settings(echo_server.port), listener)
+    assert not isinstance(transport, BaseException)
+    seen_by_the_peer: list[bytes] = []
+
+    def write_then_wait_in_the_callback() -> None:
+        transport.write(b"ping")
+        deadline = time.monotonic() + 5.0
+        while bytes(echo_server.received) != b"ping" and time.monotonic() < deadline:
+            time.sleep(0.01)  # a plain sleep: the loop cannot turn while this callback runs
+        seen_by_the_peer.append(bytes(echo_server.received))
+
+    driver.call_soon(write_then_wait_in_the_callback)
+    driver.run(TIMEOUT)
+    assert seen_by_the_peer == [b"ping"]
+    assert bytes(listener.data) == b"ping"
+    transport.abort()
+    driver.run(TIMEOUT)
+
+
 def test_big_writes_buffer_and_drain(driver: LoopDriver, echo_server: EchoServer) -> None:
     payload = bytes(range(256)) * (16 * 4096)  # 16 MiB: more than any socket buffer holds
-    listener = Listener(driver, stop_after=len(payload))
+    listener = Listener(driver, stop_after=len(payload) + 8)
     transport = connect(driver, settings(echo_server.port), listener)
     assert not isinstance(transport, BaseException)
     transport.write(payload)
     assert transport.write_buffer_size() > 0
+    transport.write(b"tail")
+    # And while the loop is sending the rest: still after it, in order.
+    driver.call_soon(lambda: transport.write(b"end!"))
     driver.run(30.0)
-    assert bytes(listener.data) == payload
+    assert bytes(listener.data) == payload + b"tailend!"
     assert transport.write_buffer_size() == 0
     assert listener.drained >= 1
     transport.abort()

@@ -101,6 +101,7 @@ class _StreamTransport:
         self._listener = listener
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued = 0
+        self._sending = False  # the writer greenlet is sending (it may be waiting for room)
         self._wake = gevent.event.Event()
         self._closing = False  # close(): send what is queued, then close
         self._closed = False  # the socket is closed by us
@@ -154,6 +155,17 @@ class _StreamTransport:
         else:
             # The caller may reuse a mutable buffer once write returns.
             chunk = data if type(data) is bytes else bytes(data)
+        if not self._queue and not self._sending:
+            # Nothing ahead of it: the socket takes what it can now, without waiting (a
+            # timeout of 0). Waking the writer greenlet instead costs a turn of the hub
+            # before the bytes leave: on every request of a request/reply exchange.
+            try:
+                sent = self._sock.send(chunk, 0, 0.0)
+            except OSError:
+                sent = 0  # full (BlockingIOError), or broken: the writer meets the error
+            if sent == len(chunk):
+                return
+            chunk = chunk[sent:]
         self._queue.append(chunk)
         self._queued += len(chunk)
         self._wake.set()
@@ -174,7 +186,7 @@ class _StreamTransport:
                 self._wake.clear()
                 while self._queue:
                     chunk = self._queue.popleft()
-                    self._sock.sendall(chunk)
+                    self._send_all(chunk)
                     before = self._queued
                     self._queued -= len(chunk)
                     if before >= _WRITE_LOW_WATER > self._queued:
@@ -185,6 +197,16 @@ class _StreamTransport:
         except OSError:
             # The reader sees the broken stream too and reports it.
             self._shut()
+
+    def _send_all(self, chunk: bytes) -> None:
+        # gevent's sendall asks the kernel for SO_SNDBUF on every call: plain sends here.
+        self._sending = True
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[self._sock.send(view) :]
+        finally:
+            self._sending = False
 
     def write_buffer_size(self) -> int:
         return self._queued
