@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from twisted.internet import defer, endpoints, reactor, ssl, threads
+from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater, react
 
 from amqp_core import exceptions
@@ -28,6 +29,7 @@ from amqp_core import recovery as rc
 from amqp_core.credentials import ExternalCredentials, PlainCredentials
 from amqp_core.parameters import ConnectionParameters, SSLOptions, URLParameters
 from amqp_twisted import ClosableDeferredQueue, TwistedChannel, TwistedProtocolConnection
+from amqp_twisted.twisted_connection import _TwistedTransport
 from tests.adapters.amqp_support import CuttableProxy
 
 TIMEOUT = 20.0
@@ -83,6 +85,26 @@ def open_and_close(config: dict[str, Any]) -> Generator[Any, Any, None]:
     reason = yield with_timeout(connection.close())
     assert isinstance(reason, exceptions.ConnectionClosedByClient), reason
     assert connection.is_closed
+
+
+@scenario
+def a_lone_write_leaves_before_the_reactor_turns(
+    config: dict[str, Any],
+) -> Generator[Any, Any, None]:
+    # Twisted would send it on the reactor's next turn; amqp_twisted sends it in write().
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", server.getsockname()[1])
+        protocol = yield with_timeout(endpoints.connectProtocol(endpoint, Protocol()))
+        peer, _address = server.accept()
+        with peer:
+            transport = _TwistedTransport(protocol.transport)
+            transport.write(b"ping")
+            peer.settimeout(5.0)  # the reactor cannot turn while this blocks
+            assert peer.recv(4) == b"ping"
+            transport.close()
+    finally:
+        server.close()
 
 
 @scenario

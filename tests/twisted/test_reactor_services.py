@@ -313,3 +313,41 @@ def test_tcp_options_are_set_on_the_socket() -> None:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 31
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 2
+
+
+class _SocketLikeTransport(StringTransport):
+    """A StringTransport with a Twisted socket transport's doWrite, which counts its calls."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sends = 0
+
+    def doWrite(self) -> None:
+        self.sends += 1
+
+
+def test_a_write_on_a_socket_transport_is_sent_at_once_unless_paused_or_closing() -> None:
+    wrapped = _SocketLikeTransport()
+    transport = _TwistedTransport(wrapped)
+    transport.write(b"a")
+    assert wrapped.sends == 1
+    transport.pauseProducing()  # Twisted's doWrite would resume it from inside write()
+    transport.write(b"b")
+    assert wrapped.sends == 1
+    transport.resumeProducing()
+    wrapped.disconnecting = True  # its doWrite would finish the close for the reactor
+    transport.write(b"c")
+    wrapped.disconnecting = False
+    wrapped.connected = False
+    transport.write(b"d")
+    assert wrapped.sends == 1
+    assert wrapped.value() == b"abcd"  # all of it handed to Twisted, in order
+
+
+def test_a_transport_without_do_write_is_left_to_the_reactor() -> None:
+    wrapped = StringTransport()
+    transport = _TwistedTransport(wrapped)
+    transport.write(b"hello")
+    assert wrapped.value() == b"hello"

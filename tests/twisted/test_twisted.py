@@ -34,6 +34,7 @@ from tools.broker import RabbitMQNode
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TCP_SCENARIOS = (
     "open_and_close",
+    "a_lone_write_leaves_before_the_reactor_turns",
     "wrong_password_fails_ready",
     "declare_bind_publish_consume_ack",
     "basic_get_empty_then_message",

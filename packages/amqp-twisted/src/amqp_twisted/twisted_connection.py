@@ -182,6 +182,10 @@ class _TwistedTransport:
 
     def __init__(self, transport: Any) -> None:
         self._transport = transport
+        # A socket transport of Twisted's (a FileDescriptor) buffers what is written until
+        # the reactor's next turn calls doWrite(); calling it here sends a request at once.
+        # Other transports (TLS wrappers, test doubles) have no doWrite and keep their way.
+        self._send_now: Callable[[], object] | None = getattr(transport, "doWrite", None)
         self._paused = False
         # Bytes written since the last write made while not paused (that one included).
         self._since_unpaused = 0
@@ -195,6 +199,20 @@ class _TwistedTransport:
             self._since_unpaused = 0
         self._since_unpaused += len(chunk)
         self._transport.write(chunk)
+        send_now = self._send_now
+        transport = self._transport
+        # Not while Twisted pauses us (its doWrite would resume us, inside this write), nor
+        # once the transport is closing (its doWrite would finish the close, for the
+        # reactor to carry out) or closed: the reactor's turn does those.
+        if (
+            send_now is not None
+            and not self._paused
+            and transport.connected
+            and not transport.disconnecting
+        ):
+            # What it returns is an error the reactor meets too: what failed to go stays
+            # buffered, and the transport stays registered for writing.
+            send_now()
 
     def write_buffer_size(self) -> int:
         if not self._paused:
