@@ -307,6 +307,66 @@ def _kill_marked(marker: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+class _Reaper:
+    """A watcher process that cleans up after this one if it dies without stopping its nodes.
+
+    Killed (SIGKILL, an out-of-memory kill, a CI timeout), this process cannot stop anything,
+    and its nodes would go on using CPU and memory on a shared machine. The watcher reads our
+    registrations on a pipe: at end of file, which only our death (or our exit) brings, it
+    kills every process still carrying a registered marker in its environment and removes
+    registered directories. A node stopped cleanly is unregistered first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def watch(self, marker: str) -> None:
+        """Kill the processes marked ``marker`` (and remove it, if a directory) if we die."""
+        self._send(f"watch {marker}")
+
+    def forget(self, marker: str) -> None:
+        """``marker`` is cleaned up: nothing to do for it any more."""
+        self._send(f"forget {marker}")
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                proc = self._proc = subprocess.Popen(
+                    [sys.executable, "-c", "from tools.broker import _reap; _reap()"],
+                    cwd=Path(__file__).resolve().parent.parent,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    # Out of our process group: a Ctrl-C or a killpg of our group spares it.
+                    start_new_session=True,
+                )
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(line.encode() + b"\n")
+                proc.stdin.flush()
+
+
+_reaper = _Reaper()
+
+
+def _reap() -> None:
+    """The watcher's side of :class:`_Reaper`: wait for end of file, then clean up."""
+    watched: list[str] = []
+    for raw in sys.stdin.buffer:
+        command, _, marker = raw.decode().rstrip("\n").partition(" ")
+        if command == "watch":
+            watched.append(marker)
+        elif command == "forget" and marker in watched:
+            watched.remove(marker)
+    for marker in watched:
+        with contextlib.suppress(RabbitMQError):
+            _kill_marked(marker)
+        if os.path.isabs(marker):
+            shutil.rmtree(marker, ignore_errors=True)
+
+
 def _end_process(proc: subprocess.Popen[bytes], grace: float) -> None:
     """Wait up to ``grace`` seconds for ``proc`` to exit, then kill its process group."""
     try:
@@ -396,8 +456,12 @@ class Epmd:
             raise RabbitMQNotInstalledError("epmd not found")  # pragma: no cover - defensive
         for _ in range(_START_ATTEMPTS):
             port = find_free_port()
+            # Marked, so that the watcher of _Reaper can find it if we are killed.
+            marker = f"epmd-{os.getpid()}-{port}"
+            _reaper.watch(marker)
             proc = subprocess.Popen(
                 [executable, "-port", str(port), "-address", "127.0.0.1"],
+                env={**os.environ, _MARKER_VARIABLE: marker},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -408,6 +472,7 @@ class Epmd:
                 return
             # It exited (the port was taken after our check) or hangs: end it, try another port.
             _end_process(proc, grace=0.0)
+            _reaper.forget(marker)
             release_port(port)
         raise RabbitMQStartError(f"epmd did not start after {_START_ATTEMPTS} attempts")
 
@@ -417,6 +482,7 @@ class Epmd:
             _end_process(self._proc, grace=10.0)
             self._proc = None
         if self._port is not None:
+            _reaper.forget(f"epmd-{os.getpid()}-{self._port}")
             release_port(self._port)
             self._port = None
 
@@ -561,6 +627,7 @@ class RabbitMQNode:
             raise RabbitMQError(f"{self.node_name} was already started")
         ensure_rabbitmq_installed()
         self._dir = Path(tempfile.mkdtemp(prefix="amqp-rabbitmq-"))
+        _reaper.watch(str(self._dir))  # its processes carry the directory as their marker
         with _live_lock:
             _live_nodes.add(self)
         self._epmd.acquire()
@@ -691,6 +758,7 @@ class RabbitMQNode:
                 self._epmd.release()
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
+                _reaper.forget(str(self._dir))
                 self._dir = None
             with _live_lock:
                 _live_nodes.discard(self)

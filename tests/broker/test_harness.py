@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import subprocess
+import sys
 import tempfile
 import textwrap
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -265,6 +268,53 @@ def test_stop_leaves_no_process_and_no_directory() -> None:
     _assert_gone(traces)
     node.stop()  # a second stop is harmless
     assert not node.running
+
+
+_START_AND_WAIT = """
+import json, sys, time
+from tools.broker import RabbitMQNode
+node = RabbitMQNode().start()
+print(json.dumps({
+    "node_name": node.node_name, "directory": str(node.directory),
+    "pids": [*node.processes(), node.epmd.pid],
+    "amqp_port": node.amqp_port, "epmd_port": node.epmd.port,
+}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_process_leaves_no_node_behind() -> None:
+    # SIGKILL: no atexit, no finally. The harness's watcher process cleans up instead.
+    process = subprocess.Popen(
+        [sys.executable, "-c", _START_AND_WAIT],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line, "the node did not start"
+        started = json.loads(line)
+        traces = Traces(
+            started["node_name"],
+            Path(started["directory"]),
+            started["pids"],
+            started["amqp_port"],
+            started["epmd_port"],
+        )
+        assert all(_alive(pid) for pid in traces.pids)
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and (
+        traces.directory.exists() or any(_alive(pid) for pid in traces.pids)
+    ):
+        time.sleep(0.1)
+    _assert_gone(traces)
 
 
 def test_two_nodes_run_side_by_side_and_fail_alone() -> None:
