@@ -137,6 +137,8 @@ _GET_OK: Final = _B.GetOk.INDEX
 _GET_EMPTY: Final = _B.GetEmpty.INDEX
 # The method index of the method frame whose payload starts 7 bytes further on.
 _unpack_index = struct.Struct(">I").unpack_from
+# What ends the connection or a channel: held back while earlier events are unread.
+_CLOSES: Final = frozenset((_CLOSE, _CH_CLOSE))
 _ACK: Final = _B.Ack.INDEX
 _NACK: Final = _B.Nack.INDEX
 _REJECT: Final = _B.Reject.INDEX
@@ -297,6 +299,12 @@ class Engine:
         self._writes = 1
         self._events: deque[Event] = deque()
         self._buf = bytearray()
+        # A Close (of the connection or a channel), or the end of the stream, that came after
+        # events the application has not taken yet waits for them (see _parse): a command
+        # made while it handles them (an ack in a delivery callback) meets the state they
+        # were received in, as the peer sent them, not the state the Close brings.
+        self._held = False
+        self._eof_held = False
         self._channels: dict[int, _Channel] = {}
         self._tune: TuneParameters | None = None
         # Before tuning, accept frames up to the size we are about to propose (spec 4.2.3:
@@ -412,6 +420,13 @@ class Engine:
         :class:`~amqp_core.events.ConnectionClosed` event. Data fed after the connection is
         ``CLOSED`` is ignored.
 
+        One exception keeps the peer's order: a ``Connection.Close`` or ``Channel.Close``
+        that follows events not yet taken with :meth:`next_event`, and the end of the stream
+        in the same case, take effect only once those events are taken. So a command made
+        while handling them (an ack in a delivery's callback) is accepted, as it would have
+        been had the bytes come in two reads, rather than refused because of a Close the
+        application has not seen yet. (The peer then discards it, as spec 2.2.4 says.)
+
         Args:
             data: the bytes, or ``b""`` at end of file.
             now: the current time in seconds, from the caller's monotonic clock.
@@ -419,10 +434,16 @@ class Engine:
         if self._state is ConnectionState.CLOSED:
             return
         if not data:
-            self._on_eof()
+            if self._events or self._held:
+                self._eof_held = True
+            else:
+                self._on_eof()
             return
         self._last_received = now
         buf = self._buf
+        if self._held:
+            buf += data  # behind the held Close: parsed once it is
+            return
         # After an error _parse reports everything consumed, so nothing is kept.
         if buf or type(data) is not bytes:
             buf += data
@@ -436,6 +457,16 @@ class Engine:
     def next_event(self) -> Event | NeedData:
         """Return the next event, or :data:`~amqp_core.events.NEED_DATA` if there is none."""
         events = self._events
+        if not events:
+            if self._held:
+                # Everything before the held Close is handed out: now it takes effect.
+                self._held = False
+                buf = self._buf
+                del buf[: self._parse(buf, len(buf))]
+            if self._eof_held and not self._held and not events:
+                self._eof_held = False
+                if self._state is not ConnectionState.CLOSED:
+                    self._on_eof()
         if events:
             return events.popleft()
         return NEED_DATA
@@ -1037,6 +1068,14 @@ class Engine:
                 if located is None:
                     return offset
                 frame_type, channel_id, start, stop = located
+                if (
+                    frame_type == _FRAME_METHOD
+                    and self._events
+                    and stop - start >= 4
+                    and _unpack_index(src, start)[0] in _CLOSES
+                ):
+                    self._held = True  # until next_event() has handed out what came first
+                    return offset
                 offset = stop + 1
                 if frame_type == _FRAME_METHOD:
                     method = decode_method_payload(src, start, stop)
