@@ -412,6 +412,8 @@ class Epmd:
         self._users = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
+        # In the daemon's environment, so that the watcher of _Reaper finds it if we are killed.
+        self._marker: str | None = None
 
     @property
     def port(self) -> int:
@@ -456,7 +458,6 @@ class Epmd:
             raise RabbitMQNotInstalledError("epmd not found")  # pragma: no cover - defensive
         for _ in range(_START_ATTEMPTS):
             port = find_free_port()
-            # Marked, so that the watcher of _Reaper can find it if we are killed.
             marker = f"epmd-{os.getpid()}-{port}"
             _reaper.watch(marker)
             proc = subprocess.Popen(
@@ -468,7 +469,7 @@ class Epmd:
                 start_new_session=True,
             )
             if _wait_for_epmd(port, time.monotonic() + 10.0, proc):
-                self._proc, self._port = proc, port
+                self._proc, self._port, self._marker = proc, port, marker
                 return
             # It exited (the port was taken after our check) or hangs: end it, try another port.
             _end_process(proc, grace=0.0)
@@ -481,8 +482,10 @@ class Epmd:
             self._proc.terminate()
             _end_process(self._proc, grace=10.0)
             self._proc = None
+        if self._marker is not None:
+            _reaper.forget(self._marker)
+            self._marker = None
         if self._port is not None:
-            _reaper.forget(f"epmd-{os.getpid()}-{self._port}")
             release_port(self._port)
             self._port = None
 

@@ -52,9 +52,14 @@ class _Listener:
         self.on_lost()
 
 
+def _at_once(_delay: float, callback: Callable[[], None]) -> None:
+    """A ``call_later`` that calls back at once: the reading is handed back as a wait ends."""
+    callback()
+
+
 @asynccontextmanager
 async def _connected(
-    call_later: Callable[[float, Callable[[], None]], object] | None = None,
+    call_later: Callable[[float, Callable[[], None]], object] = _at_once,
 ) -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.SocketStream]]:
     """A transport on a TCP connection to a peer stream the test controls."""
     server = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
@@ -66,17 +71,20 @@ async def _connected(
         peer = await accepting.accept()
         listener = _Listener()
         raw = client.extra(anyio.abc.SocketAttribute.raw_socket)
-        transport = _Transport(client, listener, lambda: None, raw, call_later)
+        transport = _Transport(client, listener, lambda: None, call_later, raw)
         async with peer:
             yield transport, listener, peer
 
 
 @asynccontextmanager
-async def _running() -> AsyncIterator[
-    tuple[_Transport, _Listener, anyio.abc.SocketStream, anyio.abc.TaskGroup]
-]:
+async def _running(
+    call_later: Callable[[float, Callable[[], None]], object] = _at_once,
+) -> AsyncIterator[tuple[_Transport, _Listener, anyio.abc.SocketStream, anyio.abc.TaskGroup]]:
     """As :func:`_connected`, with the transport running (ready to lend) until closed at the end."""
-    async with _connected() as (transport, listener, peer), anyio.create_task_group() as tg:
+    async with (
+        _connected(call_later) as (transport, listener, peer),
+        anyio.create_task_group() as tg,
+    ):
         tg.start_soon(transport.run)
         await _until(transport.lendable)
         yield transport, listener, peer, tg
@@ -228,22 +236,6 @@ class _Timers:
             callback()
 
 
-@asynccontextmanager
-async def _running_with_timers() -> AsyncIterator[
-    tuple[_Transport, _Listener, anyio.abc.SocketStream, _Timers]
-]:
-    """As :func:`_running`, for a transport that hands the reading back on a timer."""
-    timers = _Timers()
-    async with (
-        _connected(timers.call_later) as (transport, listener, peer),
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(transport.run)
-        await _until(transport.lendable)
-        yield transport, listener, peer, timers
-        transport.close()
-
-
 async def _read_one(
     transport: _Transport, listener: _Listener, peer: anyio.abc.SocketStream, marker: bytes
 ) -> None:
@@ -266,7 +258,8 @@ async def _read_one(
 @_on_trio
 async def test_the_reader_task_takes_the_reading_back_only_when_the_timer_says() -> None:
     with anyio.fail_after(10):
-        async with _running_with_timers() as (transport, listener, peer, timers):
+        timers = _Timers()
+        async with _running(timers.call_later) as (transport, listener, peer, _tg):
             me = anyio.get_current_task().id
             await _read_one(transport, listener, peer, b"one")
             # One hand-back is due, after a short delay; the reader task still stands aside.
@@ -288,7 +281,8 @@ async def test_the_reader_task_takes_the_reading_back_only_when_the_timer_says()
 @_on_trio
 async def test_a_hand_back_due_while_a_task_reads_leaves_it_reading() -> None:
     with anyio.fail_after(10):
-        async with _running_with_timers() as (transport, listener, peer, timers):
+        timers = _Timers()
+        async with _running(timers.call_later) as (transport, listener, peer, _tg):
             await _read_one(transport, listener, peer, b"one")
             waiter: Waiter[None] = Waiter()
             listener.on_data = lambda _data: waiter.set_result(None)
@@ -311,7 +305,8 @@ async def test_a_hand_back_due_while_a_task_reads_leaves_it_reading() -> None:
 @_on_trio
 async def test_a_task_waiting_without_reading_has_the_reading_handed_back_at_once() -> None:
     with anyio.fail_after(10):
-        async with _running_with_timers() as (transport, listener, peer, timers):
+        timers = _Timers()
+        async with _running(timers.call_later) as (transport, listener, peer, _tg):
             await _read_one(transport, listener, peer, b"one")
             # As AnyioServices.expecting_input does for a task about to wait for a close.
             transport.plain_waiters += 1

@@ -457,16 +457,17 @@ class Engine:
     def next_event(self) -> Event | NeedData:
         """Return the next event, or :data:`~amqp_core.events.NEED_DATA` if there is none."""
         events = self._events
-        if not events:
-            if self._held:
-                # Everything before the held Close is handed out: now it takes effect.
-                self._held = False
-                buf = self._buf
-                del buf[: self._parse(buf, len(buf))]
-            if self._eof_held and not self._held and not events:
-                self._eof_held = False
-                if self._state is not ConnectionState.CLOSED:
-                    self._on_eof()
+        if events:
+            return events.popleft()
+        if self._held:
+            # Everything before the held Close is handed out: now it takes effect.
+            self._held = False
+            buf = self._buf
+            del buf[: self._parse(buf, len(buf))]
+        if self._eof_held and not self._held and not events:
+            self._eof_held = False
+            if self._state is not ConnectionState.CLOSED:
+                self._on_eof()
         if events:
             return events.popleft()
         return NEED_DATA

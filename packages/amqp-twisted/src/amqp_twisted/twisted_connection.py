@@ -198,9 +198,9 @@ class _TwistedTransport:
         if not self._paused:
             self._since_unpaused = 0
         self._since_unpaused += len(chunk)
-        self._transport.write(chunk)
-        send_now = self._send_now
         transport = self._transport
+        transport.write(chunk)
+        send_now = self._send_now
         # Not while Twisted pauses us (its doWrite would resume us, inside this write), nor
         # once the transport is closing (its doWrite would finish the close, for the
         # reactor to carry out) or closed: the reactor's turn does those.

@@ -432,7 +432,7 @@ class AnyioServices:
         assert stream is not None
         # Plain TCP (on trio): an idle writer lets write() hand data to the socket at once.
         direct = tcp.extra(anyio.abc.SocketAttribute.raw_socket) if stream is tcp else None
-        transport = _Transport(stream, listener, self._on_sent, direct, self.call_later)
+        transport = _Transport(stream, listener, self._on_sent, self.call_later, direct)
         on_done(transport)
         if direct is not None:
             self._lender = transport
@@ -527,8 +527,8 @@ class _Transport:
         stream: anyio.abc.ByteStream,
         listener: StreamListener,
         on_sent: Callable[[], None],
+        call_later: Callable[[float, Callable[[], None]], object],
         direct: socket.socket | None = None,
-        call_later: Callable[[float, Callable[[], None]], object] | None = None,
     ) -> None:
         self._stream = stream
         self._listener = listener
@@ -766,7 +766,7 @@ class _Transport:
             pass  # the stream is closing: its task reports the end
         finally:
             self._lent = False
-            if self.plain_waiters or self._handoff is not None or self._call_later is None:
+            if self.plain_waiters or self._handoff is not None:
                 self._lent_done.set()
             elif not self._hand_back_due:
                 # Waking the reader task now would cost a scheduling round on every reply
