@@ -93,9 +93,9 @@ SCENARIOS = [
         5_000,
         slow_n=3_000,
     ),
-    # Two more runs: the broker is bistable here. In some runs it writes deliveries a few at a
-    # time, spends about twice the CPU per message and becomes the bottleneck for every
-    # client (see docs/performance.md); seven runs keep two such runs out of the median.
+    # Two more runs: this row was bistable at the broker (a few deliveries per write, twice the
+    # broker's CPU per message) until each run got a new queue instead of a purged one (see
+    # Admin.reset and docs/performance.md); seven runs keep a stray slow run out of the median.
     Scenario(
         "consume", "consume 64 B, manual acks", "consume", 64, 100_000, 5_000, extra_repeats=2
     ),
@@ -205,9 +205,16 @@ class Admin:
         self.connection = raw.RawConnection(url)
 
     def reset(self, *queues: str) -> None:
+        """Give each queue a fresh start: deleted (if it exists) and declared anew, empty.
+
+        Not purged: a purged queue's Erlang process keeps the heap its earlier fills grew
+        (about 200 MB after a few 100k-message fills, against 117 MB for a new queue after
+        one), and the broker consumed from such a queue in its slow mode in 11 of 16 runs,
+        against none of 16 from a new queue (see docs/performance.md).
+        """
         for queue in queues:
+            self.connection.rpc(spec.Queue.Delete(queue=queue), spec.Queue.DeleteOk)
             self.connection.rpc(spec.Queue.Declare(queue=queue), spec.Queue.DeclareOk)
-            self.connection.rpc(spec.Queue.Purge(queue=queue), spec.Queue.PurgeOk)
 
     def delete(self, *queues: str) -> None:
         for queue in queues:

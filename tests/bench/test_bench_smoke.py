@@ -12,7 +12,9 @@ import json
 
 import pytest
 
-from bench.run import PIKA_BLOCKING, PIKA_SELECT, RAW, Scenario, report, run_suite
+from amqp_core import spec
+from bench import raw
+from bench.run import PIKA_BLOCKING, PIKA_SELECT, RAW, Admin, Scenario, report, run_suite
 from tests.fresh_interpreter import run_python
 
 pytestmark = pytest.mark.slow
@@ -71,3 +73,31 @@ def test_the_worker_loads_nothing_a_client_does_not() -> None:
     assert "bench.clients" in loaded
     assert not {m for m in loaded if m.split(".")[0] in {"amqp_core", "pika", "anyio"}}
     assert not loaded & {"statistics", "decimal", "fractions", "random", "bench.raw"}
+
+
+def test_a_reset_queue_is_a_new_queue_not_a_purged_one(amqp_url: str) -> None:
+    # A purged queue keeps its Erlang process, and with it the heap of every earlier fill,
+    # which threw the consume row into the broker's slow mode; a reset must start afresh.
+    # A queue declared with an argument tells the two apart: a plain declare of the same name
+    # is refused (406) unless the old queue is gone.
+    queue = "bench.test.reset"
+    setup = raw.RawConnection(amqp_url)
+    try:
+        setup.rpc(spec.Queue.Delete(queue=queue), spec.Queue.DeleteOk)
+        setup.rpc(
+            spec.Queue.Declare(queue=queue, arguments={"x-max-length": 5}), spec.Queue.DeclareOk
+        )
+        raw.publish_frames(setup, raw.encode_publishes(queue, b"x", 3, setup.frame_max))
+    finally:
+        setup.close()
+    admin = Admin(amqp_url)
+    try:
+        admin.reset(queue)
+        declared = admin.connection.rpc(
+            spec.Queue.Declare(queue=queue, passive=True), spec.Queue.DeclareOk
+        )
+        assert isinstance(declared, spec.Queue.DeclareOk)
+        assert declared.message_count == 0
+        admin.delete(queue)
+    finally:
+        admin.close()
