@@ -17,8 +17,10 @@ import anyio.abc
 import pytest
 
 from amqp_asyncio import connect
+from amqp_asyncio.native._channel import NativeChannel
+from amqp_asyncio.native._connection import NativeConnection
 from amqp_asyncio.native._services import _HAND_BACK_DELAY, _Transport
-from amqp_asyncio.native._waiter import Waiter
+from amqp_asyncio.native._waiter import Latch, Waiter
 from amqp_core.transport import READ_SIZE
 from tests.read_sizes import record_reads
 
@@ -468,3 +470,58 @@ async def test_waits_for_a_close_or_a_confirm_slot_do_not_wait_for_the_hand_back
             assert (await channel.queue_declare(queue, passive=True)).message_count == 5
             await channel.close()
         assert not connection.is_open
+
+
+@pytest.mark.broker
+@_on_trio
+async def test_a_task_closing_a_channel_or_the_connection_reads_the_close_ok_itself(
+    amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As for any reply: the reader task reading it and then waking the closing task would
+    # cost a scheduling round on every close.
+    handled_by: dict[str, object] = {}
+
+    def recording(kind: str, original: Callable[..., None]) -> Callable[..., None]:
+        def on_core_close(self: object, *args: object) -> None:
+            handled_by[kind] = anyio.get_current_task().id
+            original(self, *args)
+
+        return on_core_close
+
+    for kind, owner in (("channel", NativeChannel), ("connection", NativeConnection)):
+        monkeypatch.setattr(owner, "_on_core_close", recording(kind, owner._on_core_close))
+    me = anyio.get_current_task().id
+    with anyio.fail_after(10):
+        async with connect(amqp_url) as connection:
+            channel = await connection.channel()
+            await channel.close()
+            assert handled_by == {"channel": me}
+            await connection.close()
+            assert handled_by == {"channel": me, "connection": me}
+            assert (await connection.wait_closed()) is connection.close_reason
+
+
+async def test_a_latch_lets_every_waiting_task_go_and_forgets_a_cancelled_one() -> None:
+    latch = Latch()
+
+    async def wait_for(waiter: Waiter[None]) -> None:
+        await waiter.wait()
+
+    released: list[str] = []
+
+    async def wait(name: str) -> None:
+        await latch.wait(wait_for)
+        released.append(name)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait, "first")
+            tg.start_soon(wait, "second")
+            with anyio.move_on_after(0.01):
+                await latch.wait(wait_for)
+            await anyio.wait_all_tasks_blocked()
+            assert len(latch._waiters) == 2  # the cancelled wait left nothing behind
+            latch.set()
+        assert sorted(released) == ["first", "second"]
+        assert latch._waiters == []
+        await latch.wait(wait_for)  # it has happened: returns at once

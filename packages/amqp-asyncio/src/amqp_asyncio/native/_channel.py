@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import anyio.lowlevel
 
-from amqp_asyncio.native._waiter import Waiter
+from amqp_asyncio.native._waiter import Latch, Waiter
 from amqp_core import frame
 from amqp_core.awaitable import (
     ExchangeDeclareOk,
@@ -335,7 +335,7 @@ class NativeChannel:
         self._free_slots = max_in_flight
         self._slot_waiters: deque[Waiter[None]] = deque()
         self._close_reason: BaseException | None = None
-        self._closed = anyio.Event()
+        self._closed = Latch()
         core.add_on_close_callback(self._on_core_close)
         core.add_on_cancel_callback(self._on_core_cancel)
 
@@ -386,8 +386,7 @@ class NativeChannel:
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the channel is closed; return why."""
-        with self._connection._services.expecting_input():
-            await self._closed.wait()
+        await self._closed.wait(self._connection._services.wait)
         return self._close_reason
 
     async def __aenter__(self) -> NativeChannel:
@@ -412,8 +411,7 @@ class NativeChannel:
         if not (core.is_closed or core.is_closing):
             core.close(reply_code, reply_text)
         self._connection._core.flush()
-        with self._connection._services.expecting_input():
-            await self._closed.wait()
+        await self._closed.wait(self._connection._services.wait)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -25,7 +25,7 @@ import anyio.abc
 
 from amqp_asyncio.native._channel import DEFAULT_MAX_IN_FLIGHT, NativeChannel
 from amqp_asyncio.native._services import AnyioServices
-from amqp_asyncio.native._waiter import Waiter
+from amqp_asyncio.native._waiter import Latch, Waiter
 from amqp_core import frame
 from amqp_core.awaitable import blocked_reason
 from amqp_core.connection import Connection as CoreConnection
@@ -113,7 +113,7 @@ class NativeConnection:
         # Spent by every publish; when it runs out, the publisher pauses (_publish_pause).
         self._credit = PUBLISH_CREDIT
         self._opened: Waiter[None] = Waiter()
-        self._closed = anyio.Event()
+        self._closed = Latch()
         self._close_reason: BaseException | None = None
         self._reason_seen = False
         self._blocked_reason: str | None = None
@@ -229,8 +229,7 @@ class NativeConnection:
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the connection is closed; return why."""
-        with self._services.expecting_input():
-            await self._closed.wait()
+        await self._closed.wait(self._services.wait)
         return self._close_reason
 
     # ------------------------------------------------------------------ commands
@@ -293,8 +292,7 @@ class NativeConnection:
             # While recovering, this stops the retries.
             core.close(reply_code, reply_text)
         self._core.flush()
-        with self._services.expecting_input():
-            await self._closed.wait()
+        await self._closed.wait(self._services.wait)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -410,8 +408,7 @@ class NativeConnection:
                 core.close()
             if core.is_open or core.is_closing:
                 core.flush()
-                with self._services.expecting_input():
-                    await self._closed.wait()
+                await self._closed.wait(self._services.wait)
 
     def _unseen_error(self) -> BaseException | None:
         reason = self._close_reason

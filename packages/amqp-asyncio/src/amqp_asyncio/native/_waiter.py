@@ -12,12 +12,13 @@ task never sleeps on the socket with its result already there.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Generic, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ("Waiter",)
+__all__ = ("Latch", "Waiter")
 
 _T = TypeVar("_T")
 
@@ -89,3 +90,39 @@ class Waiter(Generic[_T]):
         if self.error is not None:
             raise self.error
         return self._value  # type: ignore[return-value]  # settled with a result: a _T
+
+
+class Latch:
+    """Something that happens once (a close) and that any number of tasks may wait for.
+
+    Each waiting task waits on a :class:`Waiter` of its own through the wait it is given
+    (``AnyioServices.wait``), as for a reply: so on trio over plain TCP a task waiting for a
+    close reads the broker's ``Close-Ok`` itself, instead of the reader task reading it and
+    then waking the task, a scheduling round more.
+    """
+
+    __slots__ = ("_waiters", "happened")
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._waiters: list[Waiter[None]] = []
+
+    def set(self) -> None:
+        """Let every waiting task go, and every later wait return at once."""
+        self.happened = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.set_result(None)
+
+    async def wait(self, wait_for: Callable[[Waiter[None]], Awaitable[None]]) -> None:
+        """Return once it has happened (a cancellation point even if it already has)."""
+        if self.happened:
+            await anyio.lowlevel.checkpoint()
+            return
+        waiter: Waiter[None] = Waiter()
+        self._waiters.append(waiter)
+        try:
+            await wait_for(waiter)
+        finally:
+            if not waiter.done:
+                self._waiters.remove(waiter)
