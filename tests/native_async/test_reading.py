@@ -310,7 +310,7 @@ async def test_a_task_waiting_without_reading_has_the_reading_handed_back_at_onc
         timers = _Timers()
         async with _running(timers.call_later) as (transport, listener, peer, _tg):
             await _read_one(transport, listener, peer, b"one")
-            # As AnyioServices.expecting_input does for a task about to wait for a close.
+            # As AnyioServices.expecting_input does for a task about to wait for an unblock.
             transport.plain_waiters += 1
             transport.hand_back()
             await peer.send(b"close-ok")
@@ -502,15 +502,15 @@ async def test_a_task_closing_a_channel_or_the_connection_reads_the_close_ok_its
 
 
 async def test_a_latch_lets_every_waiting_task_go_and_forgets_a_cancelled_one() -> None:
-    latch = Latch()
-
     async def wait_for(waiter: Waiter[None]) -> None:
         await waiter.wait()
+
+    latch = Latch(wait_for)
 
     released: list[str] = []
 
     async def wait(name: str) -> None:
-        await latch.wait(wait_for)
+        await latch.wait()
         released.append(name)
 
     with anyio.fail_after(5):
@@ -518,10 +518,10 @@ async def test_a_latch_lets_every_waiting_task_go_and_forgets_a_cancelled_one() 
             tg.start_soon(wait, "first")
             tg.start_soon(wait, "second")
             with anyio.move_on_after(0.01):
-                await latch.wait(wait_for)
+                await latch.wait()
             await anyio.wait_all_tasks_blocked()
             assert len(latch._waiters) == 2  # the cancelled wait left nothing behind
             latch.set()
         assert sorted(released) == ["first", "second"]
         assert latch._waiters == []
-        await latch.wait(wait_for)  # it has happened: returns at once
+        await latch.wait()  # it has happened: returns at once

@@ -335,7 +335,7 @@ class NativeChannel:
         self._free_slots = max_in_flight
         self._slot_waiters: deque[Waiter[None]] = deque()
         self._close_reason: BaseException | None = None
-        self._closed = Latch()
+        self._closed = Latch(connection._services.wait)
         core.add_on_close_callback(self._on_core_close)
         core.add_on_cancel_callback(self._on_core_cancel)
 
@@ -386,7 +386,7 @@ class NativeChannel:
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the channel is closed; return why."""
-        await self._closed.wait(self._connection._services.wait)
+        await self._closed.wait()
         return self._close_reason
 
     async def __aenter__(self) -> NativeChannel:
@@ -411,7 +411,7 @@ class NativeChannel:
         if not (core.is_closed or core.is_closing):
             core.close(reply_code, reply_text)
         self._connection._core.flush()
-        await self._closed.wait(self._connection._services.wait)
+        await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
 

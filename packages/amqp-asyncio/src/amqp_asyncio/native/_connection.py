@@ -113,7 +113,7 @@ class NativeConnection:
         # Spent by every publish; when it runs out, the publisher pauses (_publish_pause).
         self._credit = PUBLISH_CREDIT
         self._opened: Waiter[None] = Waiter()
-        self._closed = Latch()
+        self._closed = Latch(services.wait)
         self._close_reason: BaseException | None = None
         self._reason_seen = False
         self._blocked_reason: str | None = None
@@ -229,7 +229,7 @@ class NativeConnection:
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the connection is closed; return why."""
-        await self._closed.wait(self._services.wait)
+        await self._closed.wait()
         return self._close_reason
 
     # ------------------------------------------------------------------ commands
@@ -292,7 +292,7 @@ class NativeConnection:
             # While recovering, this stops the retries.
             core.close(reply_code, reply_text)
         self._core.flush()
-        await self._closed.wait(self._services.wait)
+        await self._closed.wait()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -408,7 +408,7 @@ class NativeConnection:
                 core.close()
             if core.is_open or core.is_closing:
                 core.flush()
-                await self._closed.wait(self._services.wait)
+                await self._closed.wait()
 
     def _unseen_error(self) -> BaseException | None:
         reason = self._close_reason

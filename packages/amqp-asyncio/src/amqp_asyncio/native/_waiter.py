@@ -1,8 +1,9 @@
 """A one-shot result that one task waits for, settled from a callback in the same loop.
 
-Unlike an asyncio future it works on trio too, and a result nobody waits for any more (its
-task was cancelled) is simply dropped: there is no "exception never retrieved" to report,
-because the error was meant for a task that chose to stop waiting.
+Unlike an asyncio future a waiter works on trio too, and a result nobody waits for any more
+(its task was cancelled) is simply dropped: there is no "exception never retrieved" to report,
+because the error was meant for a task that chose to stop waiting. A :class:`Latch` (a close)
+is waited for by any number of tasks, each through a waiter of its own.
 
 A task may wait for it by reading the connection's socket itself (see
 ``AnyioServices.wait``): while it waits for the socket, :attr:`Waiter.parked` holds the
@@ -95,16 +96,17 @@ class Waiter(Generic[_T]):
 class Latch:
     """Something that happens once (a close) and that any number of tasks may wait for.
 
-    Each waiting task waits on a :class:`Waiter` of its own through the wait it is given
-    (``AnyioServices.wait``), as for a reply: so on trio over plain TCP a task waiting for a
-    close reads the broker's ``Close-Ok`` itself, instead of the reader task reading it and
-    then waking the task, a scheduling round more.
+    Each waiting task waits on a :class:`Waiter` of its own through the wait the latch was
+    made with (``AnyioServices.wait``), as for a reply: so on trio over plain TCP a task
+    waiting for a close reads the broker's ``Close-Ok`` itself, instead of the reader task
+    reading it and then waking the task, a scheduling round more.
     """
 
-    __slots__ = ("_waiters", "happened")
+    __slots__ = ("_wait_for", "_waiters", "happened")
 
-    def __init__(self) -> None:
+    def __init__(self, wait_for: Callable[[Waiter[None]], Awaitable[None]]) -> None:
         self.happened = False
+        self._wait_for = wait_for
         self._waiters: list[Waiter[None]] = []
 
     def set(self) -> None:
@@ -114,7 +116,7 @@ class Latch:
         for waiter in waiters:
             waiter.set_result(None)
 
-    async def wait(self, wait_for: Callable[[Waiter[None]], Awaitable[None]]) -> None:
+    async def wait(self) -> None:
         """Return once it has happened (a cancellation point even if it already has)."""
         if self.happened:
             await anyio.lowlevel.checkpoint()
@@ -122,7 +124,7 @@ class Latch:
         waiter: Waiter[None] = Waiter()
         self._waiters.append(waiter)
         try:
-            await wait_for(waiter)
+            await self._wait_for(waiter)
         finally:
             if not waiter.done:
                 self._waiters.remove(waiter)
