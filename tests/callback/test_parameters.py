@@ -1,6 +1,7 @@
 # ruff: noqa: PT018, PT011
 from __future__ import annotations
 
+import copy
 import ssl
 from fractions import Fraction
 from typing import Any
@@ -285,3 +286,73 @@ def test_credentials_copied_and_engine_config() -> None:
     config = params.engine_config("conn")
     assert callable(config.heartbeat) and config.heartbeat(60) == 30
     assert ConnectionParameters(heartbeat=5).engine_config().heartbeat == 5
+
+
+def test_a_deep_copy_shares_only_what_cannot_change() -> None:
+    # Every connect deep-copies its parameters field by field (amqp_core._copying).
+    from amqp_core.recovery import RecoveryPolicy
+
+    def heartbeat(_connection: object, value: int) -> int:
+        return value
+
+    context = ssl.create_default_context()
+    policy = RecoveryPolicy()
+    params = URLParameters("amqp://u:p@example.com:5673/vh?heartbeat=7&locale=de_DE")
+    params.client_properties = {"product": "x", "capabilities": {"nested": True}}
+    params.tcp_options = {"TCP_KEEPIDLE": 60}
+    params.ssl_options = SSLOptions(context, "name")
+    params.heartbeat = heartbeat
+    params.recovery = policy
+    clone = copy.deepcopy(params)
+    assert type(clone) is URLParameters
+    for name in Parameters.__slots__:
+        assert getattr(clone, name) == getattr(params, name) or name == "_ssl_options", name
+    for name in ("_client_properties", "_tcp_options", "_credentials", "_ssl_options"):
+        assert getattr(clone, name) is not getattr(params, name), name
+    assert clone.client_properties is not None and params.client_properties is not None
+    assert clone.client_properties["capabilities"] is not params.client_properties["capabilities"]
+    assert clone.ssl_options is not None and clone.ssl_options.context is context
+    assert clone.heartbeat is heartbeat and clone.recovery is policy
+    copied, original = clone.credentials, params.credentials
+    assert isinstance(copied, PlainCredentials) and isinstance(original, PlainCredentials)
+    copied.erase_on_connect = True
+    copied.erase_credentials()
+    assert (copied.username, original.username, original.password) == ("", "u", "p")
+    # One object reached twice is copied once, as copy.deepcopy promises.
+    first, second = copy.deepcopy([params, params])
+    assert first is second and first is not params
+
+
+def test_a_deep_copy_of_a_subclass_keeps_its_own_fields() -> None:
+    class Tagged(ConnectionParameters):
+        __slots__ = ("__hidden", "__weakref__", "tag", "unset")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tag = ["a"]
+            self.__hidden = {"k": 1}
+
+        def hidden(self) -> dict[str, int]:
+            return self.__hidden
+
+    class Named(Tagged):
+        __slots__ = "name"  # a lone slot may be a string
+        name: str
+
+    class Tokens(PlainCredentials):
+        pass  # a __dict__ of its own
+
+    params = Named()
+    params.name = "n"
+    credentials = Tokens("user", "secret")
+    credentials.scopes = ["read"]  # type: ignore[attr-defined]
+    params.credentials = credentials
+    clone = copy.deepcopy(params)
+    assert type(clone) is Named and clone.tag == ["a"] and clone.tag is not params.tag
+    assert clone.hidden() == {"k": 1} and clone.hidden() is not params.hidden()
+    assert clone.name == "n" and not hasattr(clone, "unset")
+    copied = clone.credentials
+    assert type(copied) is Tokens and copied.password == "secret"
+    assert copied.scopes == ["read"] and copied.scopes is not credentials.scopes  # type: ignore[attr-defined]
+    external = copy.deepcopy(ExternalCredentials())
+    assert external == ExternalCredentials() and external.erase_on_connect is False

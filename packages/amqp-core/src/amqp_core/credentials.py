@@ -13,7 +13,9 @@ which one it uses and what its response is (spec section 1.4.2.2, ``Connection.S
 from __future__ import annotations
 
 import struct
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
+
+from amqp_core._copying import deep_copy_fields
 
 __all__ = (
     "VALID_TYPES",
@@ -80,6 +82,10 @@ class PlainCredentials:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> PlainCredentials:
+        # Every connect copies its credentials (twice, with the parameters): see _copying.
+        return deep_copy_fields(self, memo)
+
     def __repr__(self) -> str:
         # Never show the password.
         return f"PlainCredentials(username={self.username!r})"
@@ -144,6 +150,9 @@ class ExternalCredentials:
         return True
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ExternalCredentials:
+        return deep_copy_fields(self, memo)
 
     def __repr__(self) -> str:
         return "ExternalCredentials()"

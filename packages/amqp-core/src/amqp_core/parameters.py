@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
+from amqp_core._copying import deep_copy_fields
 from amqp_core.config import EngineConfig
 from amqp_core.credentials import VALID_TYPES, Credentials, PlainCredentials
 from amqp_core.data import FieldValue
@@ -237,6 +238,11 @@ class Parameters:
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Parameters:
+        # Every connect deep-copies its parameters: field by field is several times cheaper
+        # than copy.deepcopy's generic way (see _copying).
+        return deep_copy_fields(self, memo)
 
     # ------------------------------------------------------------------ properties
 
