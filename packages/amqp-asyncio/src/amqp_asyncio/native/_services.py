@@ -101,6 +101,8 @@ class AnyioServices:
         self._timers: list[tuple[float, int, _Handle, Callable[[], None]]] = []
         self._timer_seq = 0
         self._wake = anyio.Event()
+        # The scope run() sleeps in until its next timer is due; None while it runs.
+        self._asleep: anyio.CancelScope | None = None
         self._token = anyio.lowlevel.current_token()
         # anyio.lowlevel.checkpoint_if_cancelled() looks the backend up on every call; the
         # hot paths (every publish, every delivery) call the backend's own once resolved.
@@ -212,11 +214,14 @@ class AnyioServices:
                             callback()
                     if soon:
                         continue
-                    # Until the next timer is due, or something is queued or scheduled.
-                    with create_scope(deadline=timers[0][0] if timers else math.inf):
+                # Until the next timer is due, or something is queued. A timer added
+                # meanwhile moves this deadline (call_later) instead of waking this task.
+                with create_scope(deadline=timers[0][0] if timers else math.inf) as asleep:
+                    self._asleep = asleep
+                    try:
                         await self._wake.wait()
-                else:
-                    await self._wake.wait()
+                    finally:
+                        self._asleep = None
                 if self._wake.is_set():
                     self._wake = create_event()
         finally:
@@ -286,6 +291,13 @@ class AnyioServices:
             self._timer_seq += 1
             when = anyio.current_time() + delay
             heapq.heappush(self._timers, (when, self._timer_seq, handle, callback))
+            # Most timers are timeouts that never fire (a socket timeout, a heartbeat check,
+            # a request's): waking run() for each, only for it to go back to sleep, cost a
+            # scheduling round apiece on trio. Running, it looks at the heap before it sleeps.
+            asleep = self._asleep
+            if asleep is not None and when < asleep.deadline:
+                asleep.deadline = when
+            return handle
         self._wake.set()
         return handle
 
