@@ -205,6 +205,18 @@ def test_getaddrinfo(driver: LoopDriver, host: str) -> None:
     assert all(info.socktype == socket.SOCK_STREAM for info in result)
 
 
+def test_getaddrinfo_keeps_an_ipv6_address_whole(driver: LoopDriver) -> None:
+    result = resolve(driver, "::1", 5672)
+    assert not isinstance(result, BaseException)
+    assert [info.sockaddr for info in result] == [("::1", 5672, 0, 0)]
+    assert [info.family for info in result] == [socket.AF_INET6]
+
+
+def test_getaddrinfo_of_a_malformed_address_fails_at_once(driver: LoopDriver) -> None:
+    # Taken for an address (digits and dots), refused by getaddrinfo: never asked of DNS.
+    assert isinstance(resolve(driver, "1.2.3.4.5", 5672), socket.gaierror)
+
+
 def test_getaddrinfo_failure_is_reported(driver: LoopDriver) -> None:
     result = resolve(driver, "no-such-host.invalid", 5672)
     assert isinstance(result, socket.gaierror)

@@ -1,13 +1,14 @@
-"""On trio, the connection's callback runner (``AnyioServices.run``) is not woken by timers.
+"""The native API's services (``AnyioServices``) by themselves: the callback runner, lookups.
 
-It runs the callbacks amqp_core schedules "as soon as possible" and the timers. Waking it costs
-a scheduling round, so a timer added while it sleeps moves the deadline it sleeps until instead
-of waking it: most timers are timeouts that never fire. A trio instrument counts the runner's
-steps.
+On trio, the callback runner (``AnyioServices.run``) runs the callbacks amqp_core schedules "as
+soon as possible" and the timers. Waking it costs a scheduling round, so a timer added while it
+sleeps moves the deadline it sleeps until instead of waking it: most timers are timeouts that
+never fire. A trio instrument counts the runner's steps.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,7 +22,7 @@ from anyio import wait_all_tasks_blocked
 
 from amqp_asyncio.native._services import AnyioServices
 
-pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["trio"])]
+pytestmark = pytest.mark.anyio
 
 
 class _RunnerSteps(trio.abc.Instrument):
@@ -45,6 +46,7 @@ async def _counting() -> AsyncIterator[_RunnerSteps]:
         trio.lowlevel.remove_instrument(steps)
 
 
+@pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_a_timer_added_while_the_runner_sleeps_moves_its_deadline() -> None:
     fired: list[tuple[str, float]] = []
     start = time.monotonic()
@@ -77,3 +79,20 @@ async def test_a_timer_added_while_the_runner_sleeps_moves_its_deadline() -> Non
             await wait_all_tasks_blocked()
             assert soon == ["ran"]  # what is due at once still wakes it
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_lookups_answer_addresses_at_once_and_ask_the_resolver_for_names() -> None:
+    got: dict[str, Any] = {}
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            services = AnyioServices(tg)
+            tg.start_soon(services.run)
+            for host in ("::1", "1.2.3.4.5", "localhost"):
+                services.getaddrinfo(host, 5672, functools.partial(got.__setitem__, host))
+            while len(got) < 3:
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert [info.sockaddr for info in got["::1"]] == [("::1", 5672, 0, 0)]
+    assert isinstance(got["1.2.3.4.5"], OSError)
+    assert ("127.0.0.1", 5672) in [info.sockaddr[:2] for info in got["localhost"]]

@@ -158,6 +158,11 @@ def test_name_resolution_of_an_address_needs_no_thread() -> None:
     reactor.advance(0)
     ((info,),) = got
     assert info.sockaddr == ("127.0.0.1", 5672) and info.socktype == socket.SOCK_STREAM
+    services.getaddrinfo("::1", 5672, got.append)
+    services.getaddrinfo("1.2.3.4.5", 5672, got.append)
+    reactor.advance(0)
+    (ipv6,), malformed = got[1:]
+    assert ipv6.sockaddr == ("::1", 5672, 0, 0) and isinstance(malformed, socket.gaierror)
     assert 0 <= services.random() < 1
     assert services.now() == reactor.seconds()
 

@@ -24,9 +24,10 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
-    is_ip_literal,
     lookup_host,
+    numeric_address_infos,
 )
 
 __all__ = ("AsyncioIOServices",)
@@ -163,19 +164,14 @@ class AsyncioIOServices:
     ) -> None:
         result: Sequence[AddressInfo] | BaseException
         try:
-            if is_ip_literal(host):
-                # Numeric: answered locally at once, no executor thread to start or shut down.
-                infos = socket.getaddrinfo(
-                    lookup_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-                )
+            # Numeric: answered locally at once, no executor thread to start or shut down.
+            numeric = numeric_address_infos(host, port, socket)
+            if numeric is not None:
+                result = numeric
             else:
-                infos = await self.loop.getaddrinfo(
-                    lookup_host(host), port, type=socket.SOCK_STREAM
+                result = address_infos(
+                    await self.loop.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM)
                 )
-            result = [
-                AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
-                for family, socktype, proto, _, sockaddr in infos
-            ]
         except Exception as exc:
             result = exc
         on_done(result)

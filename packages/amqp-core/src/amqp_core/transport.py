@@ -14,7 +14,7 @@ All callbacks run on the adapter's loop thread, except where a method says other
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -32,9 +32,11 @@ __all__ = (
     "StreamSettings",
     "SupportsSetsockopt",
     "Transport",
+    "address_infos",
     "apply_tcp_options",
     "is_ip_literal",
     "lookup_host",
+    "numeric_address_infos",
 )
 
 
@@ -236,3 +238,44 @@ def lookup_host(host: str) -> str | bytes:
     needs no encoding; a name that is not ASCII is returned as it is, for the codec.
     """
     return host.encode("ascii") if host.isascii() else host
+
+
+def address_infos(results: Iterable[tuple[Any, Any, int, str, Any]]) -> list[AddressInfo]:
+    """``getaddrinfo``'s results (the standard library's, or a framework's) as AddressInfo.
+
+    The family and socket type become plain ints (the socket module gives enum members); the
+    socket address is kept whole, an IPv6 address's flow info and scope id included.
+    """
+    return [
+        AddressInfo(int(family), int(socktype), proto, tuple(sockaddr))
+        for family, socktype, proto, _canonical_name, sockaddr in results
+    ]
+
+
+def numeric_address_infos(host: str, port: int, socket_module: Any) -> list[AddressInfo] | None:
+    """``host``'s addresses if it is written as an IP address; None for a name to look up.
+
+    Every adapter asks this first: an address is answered by ``getaddrinfo`` with
+    ``AI_NUMERICHOST`` at once, in the calling thread, so no resolver thread or task is started
+    for it, which is a noticeable part of a short connection's cost.
+
+    Args:
+        host: the host name or address.
+        port: the port the addresses get.
+        socket_module: the module whose ``getaddrinfo`` answers (the standard library's
+            ``socket``; amqp_core imports none).
+
+    Raises:
+        OSError: ``host`` looks like an address but is not a valid one (``1.2.3.4.5``): the
+            lookup's outcome, to report as a failed lookup's.
+    """
+    if not is_ip_literal(host):
+        return None
+    return address_infos(
+        socket_module.getaddrinfo(
+            lookup_host(host),
+            port,
+            type=socket_module.SOCK_STREAM,
+            flags=socket_module.AI_NUMERICHOST,
+        )
+    )

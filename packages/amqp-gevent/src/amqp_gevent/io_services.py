@@ -35,9 +35,9 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
-    is_ip_literal,
-    lookup_host,
+    numeric_address_infos,
 )
 
 if TYPE_CHECKING:
@@ -276,19 +276,13 @@ class GeventIOServices:
         def resolve() -> None:
             result: Sequence[AddressInfo] | BaseException
             try:
-                if is_ip_literal(host):
-                    infos = stdlib_socket.getaddrinfo(
-                        lookup_host(host),
-                        port,
-                        type=stdlib_socket.SOCK_STREAM,
-                        flags=stdlib_socket.AI_NUMERICHOST,
-                    )
+                numeric = numeric_address_infos(host, port, stdlib_socket)
+                if numeric is not None:
+                    result = numeric
                 else:
-                    infos = gevent.socket.getaddrinfo(host, port, 0, stdlib_socket.SOCK_STREAM)
-                result = [
-                    AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
-                    for family, socktype, proto, _, sockaddr in infos
-                ]
+                    result = address_infos(
+                        gevent.socket.getaddrinfo(host, port, 0, stdlib_socket.SOCK_STREAM)
+                    )
             except Exception as exc:
                 result = exc
             on_done(result)

@@ -32,9 +32,11 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
     is_ip_literal,
     lookup_host,
+    numeric_address_infos,
 )
 
 __all__ = ("SelectorIOServices", "SelectorLoop", "set_tcp_options")
@@ -81,15 +83,6 @@ def set_tcp_options(sock: socket.socket, options: Mapping[str, int] | None) -> N
     apply_tcp_options(sock, options, socket)
 
 
-def _address_infos(
-    results: Sequence[tuple[Any, Any, int, str, tuple[Any, ...]]],
-) -> list[AddressInfo]:
-    return [
-        AddressInfo(family=int(family), socktype=int(socktype), proto=proto, sockaddr=sockaddr)
-        for family, socktype, proto, _, sockaddr in results
-    ]
-
-
 class _Call:
     """A timer on the loop, cancellable through amqp_core's ``Cancellable`` protocol."""
 
@@ -132,14 +125,22 @@ class _Resolution:
 
     def _lookup(self) -> Sequence[AddressInfo] | BaseException:
         try:
-            return _address_infos(
+            return address_infos(
                 socket.getaddrinfo(lookup_host(self._host), self._port, type=socket.SOCK_STREAM)
             )
         except Exception as exc:
             return exc
 
     def _run_numeric(self) -> None:
-        self._deliver(self._lookup())
+        # AI_NUMERICHOST: a malformed address (1.2.3.4.5) fails here at once instead of
+        # going to DNS from the loop's thread.
+        result: Sequence[AddressInfo] | BaseException | None
+        try:
+            result = numeric_address_infos(self._host, self._port, socket)
+        except OSError as exc:
+            result = exc
+        assert result is not None  # start() sends only addresses here
+        self._deliver(result)
 
     def _run_in_thread(self) -> None:
         result = self._lookup()

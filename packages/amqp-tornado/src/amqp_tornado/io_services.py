@@ -32,8 +32,7 @@ from amqp_core.transport import (
     StreamSettings,
     Transport,
     apply_tcp_options,
-    is_ip_literal,
-    lookup_host,
+    numeric_address_infos,
 )
 
 if TYPE_CHECKING:
@@ -565,27 +564,21 @@ class TornadoIOServices:
 
         async def resolve() -> None:
             result: Sequence[AddressInfo] | BaseException
-            found: list[tuple[int, Any]]
             try:
-                if is_ip_literal(host):
-                    # Numeric: answered locally at once, without the resolver's thread.
-                    infos = socket.getaddrinfo(
-                        lookup_host(host),
-                        port,
-                        type=socket.SOCK_STREAM,
-                        flags=socket.AI_NUMERICHOST,
-                    )
-                    found = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+                # Numeric: answered locally at once, without the resolver's thread.
+                numeric = numeric_address_infos(host, port, socket)
+                if numeric is not None:
+                    result = numeric
                 else:
                     if self._resolver is None:
                         from tornado.netutil import Resolver
 
                         self._resolver = Resolver()
                     found = await self._resolver.resolve(host, port, socket.AF_UNSPEC)
-                result = [
-                    AddressInfo(int(family), socket.SOCK_STREAM, socket.IPPROTO_TCP, sockaddr)
-                    for family, sockaddr in found
-                ]
+                    result = [
+                        AddressInfo(int(family), socket.SOCK_STREAM, socket.IPPROTO_TCP, sockaddr)
+                        for family, sockaddr in found
+                    ]
             except Exception as exc:
                 result = exc
             if not operation.cancelled:

@@ -28,9 +28,11 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
     is_ip_literal,
     lookup_host,
+    numeric_address_infos,
 )
 
 
@@ -283,12 +285,8 @@ def resolve(
     operation = _Operation()
 
     def lookup() -> list[AddressInfo]:
-        flags = socket.AI_NUMERICHOST if is_ip_literal(host) else 0
-        infos = socket.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM, flags=flags)
-        return [
-            AddressInfo(int(family), int(socktype), proto, sockaddr)  # type: ignore[arg-type]
-            for family, socktype, proto, _, sockaddr in infos
-        ]
+        infos = socket.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM)
+        return address_infos(infos)
 
     def finish(result: Any) -> None:
         if operation.cancelled:
@@ -302,7 +300,7 @@ def resolve(
         # Answered locally: no thread pool to start (or to stop with the reactor).
         def answer() -> None:
             try:
-                result: Any = lookup()
+                result: Any = numeric_address_infos(host, port, socket)
             except OSError as exc:
                 result = exc
             finish(result)

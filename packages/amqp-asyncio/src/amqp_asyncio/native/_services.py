@@ -39,9 +39,9 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
-    is_ip_literal,
-    lookup_host,
+    numeric_address_infos,
 )
 
 if TYPE_CHECKING:
@@ -349,11 +349,16 @@ class AnyioServices:
         on_done: Callable[[Sequence[AddressInfo] | BaseException], None],
     ) -> Cancellable:
         """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
-        numeric = _numeric_address(host, port)
+        # An IP address needs no resolver: skip the worker thread that asyncio's getaddrinfo
+        # (and so anyio's) uses, a noticeable part of a short connection.
+        try:
+            numeric = numeric_address_infos(host, port, socket)
+        except OSError as error:
+            failed = error
+            return self.call_later(0, lambda: on_done(failed))
         if numeric is not None:
-            # An IP address needs no resolver: skip the worker thread that asyncio's
-            # getaddrinfo (and so anyio's) uses, a noticeable part of a short connection.
-            return self.call_later(0, lambda: on_done(numeric))
+            addresses = numeric
+            return self.call_later(0, lambda: on_done(addresses))
         handle = _Handle()
         self._tg.start_soon(self._resolve, host, port, on_done, handle)
         return handle
@@ -375,10 +380,7 @@ class AnyioServices:
             except OSError as error:
                 result = error
             else:
-                result = [
-                    AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
-                    for family, kind, proto, _name, addr in infos
-                ]
+                result = address_infos(infos)
             handle.scope = None
         if not handle.cancelled:
             on_done(result)
@@ -501,22 +503,6 @@ def _name_asyncio_for_callbacks() -> None:
     except ImportError:  # pragma: no cover - anyio then goes by the running asyncio loop
         return
     sniffio.current_async_library_cvar.set("asyncio")
-
-
-def _numeric_address(host: str, port: int) -> list[AddressInfo] | None:
-    """``host``'s address if it is an IP address (no lookup is made), else None."""
-    if not is_ip_literal(host):
-        return None
-    try:
-        infos = socket.getaddrinfo(
-            lookup_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
-        )
-    except OSError:
-        return None  # malformed: the resolver is asked, and reports its error
-    return [
-        AddressInfo(int(family), int(kind), proto, (str(addr[0]), int(addr[1])))
-        for family, kind, proto, _name, addr in infos
-    ]
 
 
 def _root_cause(error: BaseException) -> BaseException:
