@@ -76,6 +76,7 @@ from amqp_core.transport import (
     StreamListener,
     StreamSettings,
     Transport,
+    address_infos,
     apply_tcp_options,
     lookup_host,
 )
@@ -852,10 +853,7 @@ def _resolve(host: str, port: int) -> list[AddressInfo] | OSError:
         infos = socket.getaddrinfo(lookup_host(host), port, type=socket.SOCK_STREAM)
     except OSError as error:
         return error
-    return [
-        AddressInfo(family, socktype, proto, sockaddr)  # type: ignore[arg-type]
-        for family, socktype, proto, _name, sockaddr in infos
-    ]
+    return address_infos(infos)
 
 
 class _Connect:
