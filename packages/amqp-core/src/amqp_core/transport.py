@@ -252,30 +252,32 @@ def address_infos(results: Iterable[tuple[Any, Any, int, str, Any]]) -> list[Add
     ]
 
 
-def numeric_address_infos(host: str, port: int, socket_module: Any) -> list[AddressInfo] | None:
-    """``host``'s addresses if it is written as an IP address; None for a name to look up.
+def numeric_address_infos(
+    host: str, port: int, socket_module: Any
+) -> list[AddressInfo] | OSError | None:
+    """The lookup's outcome if ``host`` is written as an IP address; None for a name.
 
     Every adapter asks this first: an address is answered by ``getaddrinfo`` with
     ``AI_NUMERICHOST`` at once, in the calling thread, so no resolver thread or task is started
-    for it, which is a noticeable part of a short connection's cost.
+    for it, which is a noticeable part of a short connection's cost. The outcome is what
+    ``IOServices.getaddrinfo`` hands its callback: the addresses, or the ``OSError`` of a host
+    that looks like an address but is not a valid one (``1.2.3.4.5``).
 
     Args:
         host: the host name or address.
         port: the port the addresses get.
         socket_module: the module whose ``getaddrinfo`` answers (the standard library's
             ``socket``; amqp_core imports none).
-
-    Raises:
-        OSError: ``host`` looks like an address but is not a valid one (``1.2.3.4.5``): the
-            lookup's outcome, to report as a failed lookup's.
     """
     if not is_ip_literal(host):
         return None
-    return address_infos(
-        socket_module.getaddrinfo(
+    try:
+        infos = socket_module.getaddrinfo(
             lookup_host(host),
             port,
             type=socket_module.SOCK_STREAM,
             flags=socket_module.AI_NUMERICHOST,
         )
-    )
+    except OSError as error:
+        return error
+    return address_infos(infos)

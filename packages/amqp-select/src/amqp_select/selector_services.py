@@ -16,6 +16,7 @@ it costs about 6 MiB of resident memory that a plain-TCP client does not need.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import threading
@@ -34,7 +35,6 @@ from amqp_core.transport import (
     Transport,
     address_infos,
     apply_tcp_options,
-    is_ip_literal,
     lookup_host,
     numeric_address_infos,
 )
@@ -114,10 +114,11 @@ class _Resolution:
         self._port = port
 
     def start(self) -> None:
-        if is_ip_literal(self._host):
+        numeric = numeric_address_infos(self._host, self._port, socket)
+        if numeric is not None:
             # A numeric address resolves without asking anyone, so no thread is needed; the
             # answer still arrives from the loop, as a lookup's would.
-            self._loop.call_later(0, self._run_numeric)
+            self._loop.call_later(0, functools.partial(self._deliver, numeric))
         else:
             threading.Thread(
                 target=self._run_in_thread, name="amqp-getaddrinfo", daemon=True
@@ -130,17 +131,6 @@ class _Resolution:
             )
         except Exception as exc:
             return exc
-
-    def _run_numeric(self) -> None:
-        # AI_NUMERICHOST: a malformed address (1.2.3.4.5) fails here at once instead of
-        # going to DNS from the loop's thread.
-        result: Sequence[AddressInfo] | BaseException | None
-        try:
-            result = numeric_address_infos(self._host, self._port, socket)
-        except OSError as exc:
-            result = exc
-        assert result is not None  # start() sends only addresses here
-        self._deliver(result)
 
     def _run_in_thread(self) -> None:
         result = self._lookup()

@@ -30,7 +30,6 @@ from amqp_core.transport import (
     Transport,
     address_infos,
     apply_tcp_options,
-    is_ip_literal,
     lookup_host,
     numeric_address_infos,
 )
@@ -296,16 +295,10 @@ def resolve(
             result = result.value
         on_done(result)
 
-    if is_ip_literal(host):
+    numeric = numeric_address_infos(host, port, socket)
+    if numeric is not None:
         # Answered locally: no thread pool to start (or to stop with the reactor).
-        def answer() -> None:
-            try:
-                result: Any = numeric_address_infos(host, port, socket)
-            except OSError as exc:
-                result = exc
-            finish(result)
-
-        reactor.callLater(0, answer)
+        reactor.callLater(0, finish, numeric)
     else:
         deferred = threads.deferToThreadPool(reactor, reactor.getThreadPool(), lookup)
         deferred.addBoth(finish)

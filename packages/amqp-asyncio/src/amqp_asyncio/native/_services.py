@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import functools
 import heapq
 import math
 import os
@@ -351,14 +352,9 @@ class AnyioServices:
         """Resolve ``host`` in a task; ``on_done`` gets the addresses or the error."""
         # An IP address needs no resolver: skip the worker thread that asyncio's getaddrinfo
         # (and so anyio's) uses, a noticeable part of a short connection.
-        try:
-            numeric = numeric_address_infos(host, port, socket)
-        except OSError as error:
-            failed = error
-            return self.call_later(0, lambda: on_done(failed))
+        numeric = numeric_address_infos(host, port, socket)
         if numeric is not None:
-            addresses = numeric
-            return self.call_later(0, lambda: on_done(addresses))
+            return self.call_later(0, functools.partial(on_done, numeric))
         handle = _Handle()
         self._tg.start_soon(self._resolve, host, port, on_done, handle)
         return handle
