@@ -6,6 +6,7 @@ echo server; nothing here involves AMQP.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import socket
@@ -438,6 +439,35 @@ def test_tls_stream_echoes(
         transport.close()
         driver.run(TIMEOUT)
         assert listener.lost == [None]
+    finally:
+        server.close()
+
+
+def test_a_tls_write_from_outside_the_loop_makes_no_event_loop(
+    driver: LoopDriver,
+    ca: trustme.CA,
+    server_cert: trustme.LeafCert,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Outside a running loop, asyncio.get_event_loop() makes a loop (which then leaks) to
+    # answer "which loop is current": a write must find out where it runs without it.
+    def no_loop_made() -> None:
+        raise AssertionError("asyncio.get_event_loop() called by a write outside the loop")
+
+    server = EchoServer(_server_context(server_cert))
+    try:
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        listener = Listener(driver, stop_after=5)
+        transport = connect(driver, settings(server.port, context=client_context), listener)
+        assert not isinstance(transport, BaseException)
+        with monkeypatch.context() as patched:
+            patched.setattr(asyncio, "get_event_loop", no_loop_made)
+            transport.write(b"hello")
+        driver.run(TIMEOUT)
+        assert bytes(listener.data) == b"hello"
+        transport.close()
+        driver.run(TIMEOUT)
     finally:
         server.close()
 

@@ -304,6 +304,7 @@ class _StreamTransport:
         self._ioloop = ioloop
         self._stream = stream
         self._listener = listener
+        self._on_loop_now = _on_loop_check(ioloop)
         self._written = 0  # bytes given to write() so far
         self._flushed = 0  # of which Tornado has passed this many to the OS
         self._handed_over = 0  # writes waiting for the IOLoop
@@ -335,7 +336,8 @@ class _StreamTransport:
             self._listener.connection_lost(self._stream.error)
 
     def _on_loop(self) -> bool:
-        return self._handed_over == 0 and IOLoop.current(instance=False) is self._ioloop
+        # Not IOLoop.current(): outside a running loop it has asyncio make (and leak) one.
+        return self._handed_over == 0 and self._on_loop_now()
 
     def write(self, data: Buffer) -> None:
         if self._stream.closed():
